@@ -1,0 +1,177 @@
+/**
+ * The contract between the layer store and a storage driver (overlay, vfs, …).
+ *
+ * The store owns metadata (layers.json, names, digests, tar-split, mount
+ * counts); a driver owns only the bytes of each layer on disk and how to
+ * mount them. Nothing driver-specific leaks into the store: it talks to
+ * drivers only through this interface.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadDriver } from "./registry.ts";
+ * const driver = await loadDriver("vfs", { home: "/var/lib/containers/storage/vfs", runHome: "/run/containers/storage/vfs", options: [] });
+ * await driver.create("abc…", "", {});
+ * ```
+ * @module
+ */
+
+import type { IDMappings } from "../lib/idmap.ts";
+
+/** One filesystem change between a layer and its parent. */
+export interface Change {
+  /** Absolute path inside the layer, e.g. "/etc/passwd". */
+  path: string;
+  /** What happened to it. */
+  kind: ChangeKind;
+}
+
+/** Kinds of change, numbered as containers/storage's archive.ChangeType. */
+export enum ChangeKind {
+  /** Content or metadata changed. */
+  Modify = 0,
+  /** Newly created. */
+  Add = 1,
+  /** Removed. */
+  Delete = 2,
+}
+
+/** Options for creating a layer's directory. */
+export interface CreateOpts {
+  /** SELinux mount label. */
+  mountLabel?: string;
+  /** Per-layer driver options, e.g. `{ size: "10G" }`. */
+  storageOpt?: Record<string, string>;
+  /** ID mappings of the new layer (its files are owned by mapped IDs). */
+  idMappings?: IDMappings;
+  /** Continue when chown to a mapped ID fails. */
+  ignoreChownErrors?: boolean;
+}
+
+/** Options for mounting a layer. */
+export interface MountOpts {
+  /** SELinux mount label. */
+  mountLabel?: string;
+  /** Extra mount options (e.g. "ro"). */
+  options?: string[];
+  /** ID mappings to apply at mount time (drivers that support shifting). */
+  idMappings?: IDMappings;
+  /** Do not let the driver shift IDs at mount time. */
+  disableShifting?: boolean;
+}
+
+/** Options for applying an uncompressed layer tar to a layer. */
+export interface ApplyDiffOpts {
+  /** The uncompressed tar stream (AUFS whiteouts). */
+  diff: ReadableStream<Uint8Array>;
+  /** ID mappings of the layer: tar IDs are mapped from container to host. */
+  mappings?: IDMappings;
+  /** SELinux mount label. */
+  mountLabel?: string;
+  /** Continue when chown fails (rootless). */
+  ignoreChownErrors?: boolean;
+  /** Permission bits forced on every created entry, as containers/storage's force_mask. */
+  forceMask?: number;
+}
+
+/** Reads file contents of a layer by path, for rebuilding a diff from tar-split. */
+export interface FileGetter {
+  /** Opens the content of the file at `path` (a name from the tar, relative to the layer root). */
+  get(path: string): Promise<ReadableStream<Uint8Array>>;
+  /** Releases what the getter holds (e.g. a temporary mount). */
+  close(): Promise<void>;
+}
+
+/** Where a driver keeps its data, and its options from storage.conf/--storage-opt. */
+export interface DriverConfig {
+  /** `<graphroot>/<driver>`: the driver's home. */
+  home: string;
+  /** `<runroot>/<driver>`: the driver's run-time state (feature cache, …). */
+  runHome: string;
+  /** Options as `key=value` strings, keys with or without the driver prefix (e.g. "overlay.mountopt=nodev"). */
+  options: string[];
+  /** Default ID mappings of the store. */
+  idMappings?: IDMappings;
+  /** Read-only graph roots of additional image stores. */
+  additionalImageStores?: string[];
+}
+
+/** A storage driver. Every method is async; IDs are 64-hex layer IDs. */
+export interface Driver {
+  /** The driver's name, e.g. "overlay". */
+  readonly name: string;
+  /** Status pairs as `containers-storage status` prints them. */
+  status(): Promise<[string, string][]>;
+  /** Driver metadata of a layer (e.g. overlay's "LowerDir", "UpperDir"). */
+  metadata(id: string): Promise<Record<string, string>>;
+  /** Releases everything the driver holds (mounts of its home, …). */
+  cleanup(): Promise<void>;
+  /** Creates a read-only layer on top of `parent` ("" for none). */
+  create(id: string, parent: string, opts?: CreateOpts): Promise<void>;
+  /** Creates a writable (container) layer on top of `parent`. */
+  createReadWrite(id: string, parent: string, opts?: CreateOpts): Promise<void>;
+  /** Creates a layer as a copy of `template`, which has the same parent. */
+  createFromTemplate(
+    id: string,
+    template: string,
+    templateMappings: IDMappings | undefined,
+    parent: string,
+    parentMappings: IDMappings | undefined,
+    opts: CreateOpts | undefined,
+    readWrite: boolean,
+  ): Promise<void>;
+  /** Removes a layer's data; unmounts it first if it is mounted. */
+  remove(id: string): Promise<void>;
+  /** Mounts a layer and returns the path of its root filesystem. */
+  get(id: string, opts?: MountOpts): Promise<string>;
+  /** Unmounts a layer mounted by {@linkcode get}. */
+  put(id: string): Promise<void>;
+  /** Whether the driver has data for the layer. */
+  exists(id: string): Promise<boolean>;
+  /** Applies an uncompressed tar to the layer; returns the size of the applied content. */
+  applyDiff(id: string, parent: string, opts: ApplyDiffOpts): Promise<number>;
+  /** A tar stream (AUFS whiteouts) of the changes of `id` against `parent`. */
+  diff(
+    id: string,
+    mappings: IDMappings | undefined,
+    parent: string,
+    parentMappings: IDMappings | undefined,
+    mountLabel: string,
+  ): Promise<ReadableStream<Uint8Array>>;
+  /** The changes of `id` against `parent`. */
+  changes(
+    id: string,
+    mappings: IDMappings | undefined,
+    parent: string,
+    parentMappings: IDMappings | undefined,
+    mountLabel: string,
+  ): Promise<Change[]>;
+  /** The size of the changes of `id` against `parent`. */
+  diffSize(
+    id: string,
+    mappings: IDMappings | undefined,
+    parent: string,
+    parentMappings: IDMappings | undefined,
+    mountLabel: string,
+  ): Promise<number>;
+  /** A getter of file contents without mounting, for tar-split rebuilds. */
+  diffGetter(id: string): Promise<FileGetter>;
+  /** Whether the driver can shift IDs at mount time. */
+  supportsShifting(): boolean;
+  /** Rewrites ownership of a layer's files from one mapping to another. */
+  updateLayerIDMap(
+    id: string,
+    toContainer: IDMappings,
+    toHost: IDMappings,
+    mountLabel: string,
+  ): Promise<void>;
+  /** Graph roots of read-only additional image stores the driver reads lowers from. */
+  additionalImageStores(): string[];
+}
+
+/** A driver module, as the registry loads it: one per file under drivers/. */
+export interface DriverModule {
+  /** The driver's name. */
+  name: string;
+  /** Builds the driver; rejects with a clear error when the host cannot run it. */
+  init(config: DriverConfig): Promise<Driver>;
+}

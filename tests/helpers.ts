@@ -1,0 +1,114 @@
+/**
+ * Shared test utilities: temporary roots, the reference CLI as an oracle,
+ * and the root check that privileged tests use to skip with a reason.
+ * @module
+ */
+
+/** True when the tests run as root (mount, mknod, chown tests need it). */
+export const isRoot: boolean = Deno.uid() === 0;
+
+/** Reason printed by privileged tests that skip. */
+export const notRootReason = "skipped: needs root (mount/mknod/chown)";
+
+/** Path of the reference `containers-storage` CLI, or undefined if not installed. */
+export const referenceCli: string | undefined = (() => {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
+    try {
+      const p = `${dir}/containers-storage`;
+      Deno.statSync(p);
+      return p;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+})();
+
+/** Creates a temporary directory; the caller removes it with {@linkcode removeTree}. */
+export async function tempDir(prefix = "cstest-"): Promise<string> {
+  return await Deno.makeTempDir({ prefix });
+}
+
+/**
+ * Removes a tree, first detaching any mounts below it (the overlay driver
+ * bind-mounts its home onto itself, and tests may leave layers mounted).
+ */
+export async function removeTree(path: string): Promise<void> {
+  const mounts = (await Deno.readTextFile("/proc/self/mountinfo"))
+    .split("\n")
+    .map((line) => line.split(" ")[4])
+    .filter((m) => m && (m === path || m.startsWith(path + "/")))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    await new Deno.Command("umount", { args: ["-l", m], stderr: "null" }).output();
+  }
+  await Deno.remove(path, { recursive: true }).catch(() => {});
+}
+
+/** Result of running a command. */
+export interface RunResult {
+  /** Exit code. */
+  code: number;
+  /** Standard output as text. */
+  stdout: string;
+  /** Standard error as text. */
+  stderr: string;
+}
+
+/** Runs a command with optional stdin bytes and returns its output. */
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: { stdin?: Uint8Array; env?: Record<string, string>; cwd?: string } = {},
+): Promise<RunResult> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: opts.stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: opts.env,
+    cwd: opts.cwd,
+  }).spawn();
+  if (opts.stdin) {
+    const w = child.stdin.getWriter();
+    await w.write(opts.stdin);
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * Runs the reference CLI against a store (`-g graph -R run -s driver`) and
+ * throws with its stderr when it fails.
+ */
+export async function reference(
+  root: { graph: string; run: string; driver: string },
+  args: string[],
+  opts: { stdin?: Uint8Array } = {},
+): Promise<RunResult> {
+  if (!referenceCli) throw new Error("reference containers-storage CLI is not installed");
+  const r = await run(referenceCli, [
+    "-g",
+    root.graph,
+    "-R",
+    root.run,
+    "-s",
+    root.driver,
+    ...args,
+  ], opts);
+  if (r.code !== 0) {
+    throw new Error(`containers-storage ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
+  }
+  return r;
+}
+
+/** sha256 hex of a file, computed by streaming. */
+export async function sha256File(path: string): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  const h = createHash("sha256");
+  const f = await Deno.open(path);
+  for await (const chunk of f.readable) h.update(chunk);
+  return h.digest("hex");
+}
