@@ -154,3 +154,11 @@ export class ErrBadArchive extends StorageError {
 export class ErrPermission extends StorageError {
   static override readonly base = "missing Deno permission";
 }
+/** A UID/GID mapping spec (e.g. "0:100000:65536") or subordinate-ID entry is malformed. */
+export class ErrInvalidIDMap extends StorageError {
+  static override readonly base = "invalid ID mapping";
+}
+/** An ID falls outside every range of a mapping, so it has no counterpart. */
+export class ErrUnmappedID extends StorageError {
+  static override readonly base = "ID cannot be mapped";
+}
