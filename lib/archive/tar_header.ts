@@ -61,7 +61,12 @@ export interface TarHeader {
   name: string;
   /** Type flag character (see {@linkcode TypeFlag}). */
   typeflag: string;
-  /** Permission and mode bits (including setuid/setgid/sticky), no file-type bits. */
+  /**
+   * The mode field as the archive carries it: permission bits including
+   * setuid/setgid/sticky, plus the file-type bits (0o40000 …) when the writer
+   * put them there, as containers/storage's pkg/archive does. Mask with
+   * 0o7777 for the permissions.
+   */
   mode: number;
   /** Owner UID. */
   uid: number;
@@ -89,4 +94,74 @@ export interface TarHeader {
   xattrs: Record<string, Uint8Array>;
   /** Other PAX records not folded into the fields above. */
   pax: Record<string, string>;
+  /**
+   * The name's bytes, set only when they are not valid UTF-8 (then `name`
+   * holds a lossy decoding). Writers and tar-split use these bytes.
+   */
+  rawName?: Uint8Array;
+}
+
+/** Block size of the tar format. */
+export const BLOCK = 512;
+
+/** Byte offset and length of each header field (USTAR layout; GNU/star noted). */
+export const Field = {
+  name: [0, 100],
+  mode: [100, 8],
+  uid: [108, 8],
+  gid: [116, 8],
+  size: [124, 12],
+  mtime: [136, 12],
+  chksum: [148, 8],
+  typeflag: [156, 1],
+  linkname: [157, 100],
+  magic: [257, 6],
+  version: [263, 2],
+  uname: [265, 32],
+  gname: [297, 32],
+  devmajor: [329, 8],
+  devminor: [337, 8],
+  /** USTAR prefix (155 bytes); star uses only the first 131. */
+  prefix: [345, 155],
+  /** GNU atime / ctime (old GNU format). */
+  gnuAtime: [345, 12],
+  gnuCtime: [357, 12],
+  /** star atime / ctime / trailer. */
+  starPrefix: [345, 131],
+  starAtime: [476, 12],
+  starCtime: [488, 12],
+  starTrailer: [508, 4],
+} as const satisfies Record<string, readonly [number, number]>;
+
+/** Entry types that never carry a body, whatever their size field says (as Go's isHeaderOnlyType). */
+export function isHeaderOnlyType(typeflag: string): boolean {
+  return typeflag === TypeFlag.Link || typeflag === TypeFlag.Symlink ||
+    typeflag === TypeFlag.Char || typeflag === TypeFlag.Block || typeflag === TypeFlag.Dir ||
+    typeflag === TypeFlag.Fifo;
+}
+
+/** Zero-filled bytes needed after a body of `size` bytes to reach a block boundary. */
+export function blockPadding(size: number): number {
+  const r = size % BLOCK;
+  return r === 0 ? 0 : BLOCK - r;
+}
+
+/** An empty header with every field at its zero value, for building entries. */
+export function emptyHeader(name = "", typeflag: string = TypeFlag.Reg): TarHeader {
+  return {
+    name,
+    typeflag,
+    mode: 0,
+    uid: 0,
+    gid: 0,
+    uname: "",
+    gname: "",
+    size: 0,
+    mtime: { sec: 0, nsec: 0 },
+    linkname: "",
+    devmajor: 0,
+    devminor: 0,
+    xattrs: {},
+    pax: {},
+  };
 }

@@ -1,0 +1,656 @@
+/**
+ * Streaming tar reader. {@linkcode TarParser} is a push parser (feed it
+ * chunks, it calls back with headers, body slices and raw non-payload bytes);
+ * {@linkcode readTar} wraps it as a pull-style async generator of entries.
+ *
+ * It reads what Go's archive/tar reads: V7, USTAR (with prefix), PAX (local
+ * and global headers, sub-second times, `SCHILY.xattr.*`), GNU (long names
+ * `L`/`K`, base-256 numbers, atime/ctime) and star. Body bytes are handed on
+ * as subarray views of the input chunks, never copied. The raw bytes of
+ * every header, extension and padding block are exposed because tar-split
+ * must reproduce them.
+ *
+ * @example
+ * ```ts ignore
+ * import { readTar } from "./tar_reader.ts";
+ * const file = await Deno.open("layer.tar");
+ * for await (const entry of readTar(file.readable)) {
+ *   console.log(entry.header.name, entry.header.size);
+ * }
+ * ```
+ * @module
+ */
+
+import { ErrBadArchive } from "../errors.ts";
+import {
+  BLOCK,
+  blockPadding,
+  Field,
+  isHeaderOnlyType,
+  type TarHeader,
+  type TarTime,
+  TypeFlag,
+} from "./tar_header.ts";
+
+/** Callbacks of {@linkcode TarParser}. Byte arrays are only valid during the call. */
+export interface TarEvents {
+  /** Header blocks, extension data, padding and end-of-archive blocks, in stream order. */
+  raw?(bytes: Uint8Array): void;
+  /** A logical entry begins; `offset` is its first header block (extension headers included). */
+  header(header: TarHeader, offset: number): void;
+  /** A slice of the current entry's body. */
+  data(bytes: Uint8Array): void;
+  /** The current entry's body is complete (its padding follows as raw bytes). */
+  entryEnd(): void;
+  /** Bytes after the two end-of-archive blocks (GNU tar pads to its record size). */
+  trailing?(bytes: Uint8Array): void;
+}
+
+/** Largest PAX or GNU long-name payload accepted (Go's maxSpecialFileSize). */
+const MAX_SPECIAL = 1 << 20;
+
+const enum State {
+  Header,
+  Body,
+  Pad,
+  Ext,
+  Trailer,
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const lossy = new TextDecoder("utf-8");
+
+/** Decodes a field up to its first NUL; `raw` is set when it is not UTF-8. */
+function cString(b: Uint8Array): { s: string; raw?: Uint8Array } {
+  const nul = b.indexOf(0);
+  const v = nul < 0 ? b : b.subarray(0, nul);
+  try {
+    return { s: utf8.decode(v) };
+  } catch {
+    return { s: lossy.decode(v), raw: v.slice() };
+  }
+}
+
+function isZeroBlock(b: Uint8Array): boolean {
+  for (let i = 0; i < BLOCK; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** Go's computeChecksum: unsigned and signed sums with the checksum field as spaces. */
+function checksums(b: Uint8Array): [number, number] {
+  let u = 0;
+  let s = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const c = i >= 148 && i < 156 ? 0x20 : b[i];
+    u += c;
+    s += c < 128 ? c : c - 256;
+  }
+  return [u, s];
+}
+
+/** A tar header failed validation; carries the field so messages say what was wrong. */
+class HeaderProblem extends Error {}
+
+/** Octal as Go's parseOctal: trims spaces/NULs, stops at NUL, requires digits 0-7. */
+function parseOctal(b: Uint8Array, field: string): number {
+  let start = 0;
+  let end = b.length;
+  while (start < end && (b[start] === 0x20 || b[start] === 0)) start++;
+  while (end > start && (b[end - 1] === 0x20 || b[end - 1] === 0)) end--;
+  const nul = b.subarray(start, end).indexOf(0);
+  if (nul >= 0) end = start + nul;
+  let x = 0;
+  for (let i = start; i < end; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 7) {
+      throw new HeaderProblem(
+        `invalid octal number ${
+          JSON.stringify(lossy.decode(b.subarray(start, end)))
+        } in ${field} field`,
+      );
+    }
+    x = x * 8 + d;
+  }
+  return x;
+}
+
+/** Go's parseNumeric: base-256 (two's complement) when the top bit is set, else octal. */
+function parseNumeric(b: Uint8Array, field: string): number {
+  if (b.length === 0 || (b[0] & 0x80) === 0) return parseOctal(b, field);
+  const inv = (b[0] & 0x40) !== 0 ? 0xff : 0;
+  let x = 0n;
+  for (let i = 0; i < b.length; i++) {
+    let c = b[i] ^ inv;
+    if (i === 0) c &= 0x7f;
+    if (x >> 56n) throw new HeaderProblem(`base-256 ${field} field overflows`);
+    x = (x << 8n) | BigInt(c);
+  }
+  if (x >> 63n) throw new HeaderProblem(`base-256 ${field} field overflows`);
+  const v = inv ? -x - 1n : x;
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+    throw new HeaderProblem(`${field} field ${v} is out of range`);
+  }
+  return Number(v);
+}
+
+function field(b: Uint8Array, f: readonly [number, number]): Uint8Array {
+  return b.subarray(f[0], f[0] + f[1]);
+}
+
+const DECIMAL = /^[+-]?[0-9]+$/;
+
+function parseDecimal(s: string, key: string): number {
+  if (!DECIMAL.test(s)) throw new HeaderProblem(`invalid PAX ${key} value ${JSON.stringify(s)}`);
+  const n = Number(s);
+  if (!Number.isSafeInteger(n)) throw new HeaderProblem(`PAX ${key} value ${s} is out of range`);
+  return n;
+}
+
+/** Go's parsePAXTime: seconds with an optional fraction, truncated to nanoseconds. */
+export function parsePaxTime(s: string, key = "time"): TarTime {
+  const dot = s.indexOf(".");
+  const ss = dot < 0 ? s : s.slice(0, dot);
+  const sec = parseDecimal(ss, key);
+  if (dot < 0 || dot === s.length - 1) return { sec, nsec: 0 };
+  const sn = s.slice(dot + 1);
+  if (!/^[0-9]+$/.test(sn)) {
+    throw new HeaderProblem(`invalid PAX ${key} value ${JSON.stringify(s)}`);
+  }
+  const nsec = Number(sn.padEnd(9, "0").slice(0, 9));
+  if (ss.startsWith("-") && nsec > 0) return { sec: sec - 1, nsec: 1e9 - nsec };
+  return { sec, nsec };
+}
+
+/** Parses PAX records ("<len> <key>=<value>\n") as Go's parsePAXRecord does; values stay bytes. */
+function parsePax(buf: Uint8Array): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  let i = 0;
+  while (i < buf.length) {
+    const sp = buf.indexOf(0x20, i);
+    const bad = () => new HeaderProblem(`malformed PAX record at extension byte ${i}`);
+    if (sp < 0) throw bad();
+    const lenStr = lossy.decode(buf.subarray(i, sp));
+    const n = DECIMAL.test(lenStr) ? Number(lenStr) : -1;
+    if (n < 5 || n > buf.length - i || n <= sp - i + 1) throw bad();
+    const end = i + n;
+    if (buf[end - 1] !== 0x0a) throw bad();
+    const eq = buf.subarray(sp + 1, end - 1).indexOf(0x3d);
+    if (eq <= 0) throw bad();
+    const key = lossy.decode(buf.subarray(sp + 1, sp + 1 + eq));
+    const value = buf.subarray(sp + 2 + eq, end - 1);
+    const textKey = key === "path" || key === "linkpath" || key === "uname" || key === "gname";
+    if (textKey ? value.indexOf(0) >= 0 : key.includes("\0")) throw bad();
+    out.set(key, value);
+    i = end;
+  }
+  return out;
+}
+
+/** Folds PAX records into a header as Go's mergePAX does (empty values keep the USTAR field). */
+function mergePax(h: TarHeader, recs: Map<string, Uint8Array>): void {
+  for (const [k, vb] of recs) {
+    if (vb.length === 0) continue;
+    if (k.startsWith("SCHILY.xattr.")) {
+      h.xattrs[k.slice(13)] = vb.slice();
+      continue;
+    }
+    if (k.startsWith("GNU.sparse.")) throw new HeaderProblem("GNU sparse files are not supported");
+    const v = cString(vb);
+    switch (k) {
+      case "path":
+        h.name = v.s;
+        if (v.raw) h.rawName = v.raw;
+        else delete h.rawName;
+        break;
+      case "linkpath":
+        h.linkname = v.s;
+        break;
+      case "uname":
+        h.uname = v.s;
+        break;
+      case "gname":
+        h.gname = v.s;
+        break;
+      case "uid":
+        h.uid = parseDecimal(v.s, k);
+        break;
+      case "gid":
+        h.gid = parseDecimal(v.s, k);
+        break;
+      case "size":
+        h.size = parseDecimal(v.s, k);
+        break;
+      case "mtime":
+        h.mtime = parsePaxTime(v.s, k);
+        break;
+      case "atime":
+        h.atime = parsePaxTime(v.s, k);
+        break;
+      case "ctime":
+        h.ctime = parsePaxTime(v.s, k);
+        break;
+      default:
+        h.pax[k] = lossy.decode(vb);
+    }
+  }
+}
+
+/** Parses one non-zero header block (checksum already verified by the caller). */
+function parseBlock(b: Uint8Array): TarHeader {
+  const magic = lossy.decode(field(b, Field.magic));
+  const version = lossy.decode(field(b, Field.version));
+  const trailer = lossy.decode(field(b, Field.starTrailer));
+  const kind = magic === "ustar\0" && trailer === "tar\0"
+    ? "star"
+    : magic === "ustar\0"
+    ? "ustar"
+    : magic === "ustar " && version === " \0"
+    ? "gnu"
+    : "v7";
+  const name = cString(field(b, Field.name));
+  const h: TarHeader = {
+    name: name.s,
+    typeflag: String.fromCharCode(b[Field.typeflag[0]]),
+    mode: parseNumeric(field(b, Field.mode), "mode"),
+    uid: parseNumeric(field(b, Field.uid), "uid"),
+    gid: parseNumeric(field(b, Field.gid), "gid"),
+    uname: "",
+    gname: "",
+    size: parseNumeric(field(b, Field.size), "size"),
+    mtime: { sec: parseNumeric(field(b, Field.mtime), "mtime"), nsec: 0 },
+    linkname: cString(field(b, Field.linkname)).s,
+    devmajor: 0,
+    devminor: 0,
+    xattrs: {},
+    pax: {},
+  };
+  if (name.raw) h.rawName = name.raw;
+  if (kind === "v7") return h;
+  h.uname = cString(field(b, Field.uname)).s;
+  h.gname = cString(field(b, Field.gname)).s;
+  h.devmajor = parseNumeric(field(b, Field.devmajor), "devmajor");
+  h.devminor = parseNumeric(field(b, Field.devminor), "devminor");
+  let prefix: Uint8Array | undefined;
+  if (kind === "ustar") {
+    prefix = field(b, Field.prefix);
+  } else if (kind === "star") {
+    prefix = field(b, Field.starPrefix);
+    h.atime = { sec: parseNumeric(field(b, Field.starAtime), "atime"), nsec: 0 };
+    h.ctime = { sec: parseNumeric(field(b, Field.starCtime), "ctime"), nsec: 0 };
+  } else {
+    // Old GNU has no prefix, but Go before 1.8 wrote one over atime/ctime:
+    // like Go, fall back to reading it as a prefix when the times do not parse.
+    try {
+      const a = field(b, Field.gnuAtime);
+      const c = field(b, Field.gnuCtime);
+      if (a[0] !== 0) h.atime = { sec: parseNumeric(a, "atime"), nsec: 0 };
+      if (c[0] !== 0) h.ctime = { sec: parseNumeric(c, "ctime"), nsec: 0 };
+    } catch {
+      delete h.atime;
+      delete h.ctime;
+      const p = field(b, Field.prefix);
+      const end = p.indexOf(0) < 0 ? p.length : p.indexOf(0);
+      if (p.subarray(0, end).every((c) => c < 0x80)) prefix = p;
+    }
+  }
+  if (prefix && prefix[0] !== 0) {
+    const p = cString(prefix);
+    if (p.raw || h.rawName) {
+      const enc = new TextEncoder();
+      const pr = p.raw ?? enc.encode(p.s);
+      const nr = h.rawName ?? enc.encode(h.name);
+      const joined = new Uint8Array(pr.length + 1 + nr.length);
+      joined.set(pr);
+      joined[pr.length] = 0x2f;
+      joined.set(nr, pr.length + 1);
+      h.rawName = joined;
+    }
+    h.name = p.s + "/" + h.name;
+  }
+  return h;
+}
+
+/**
+ * Push parser of a tar stream. Call {@linkcode push} with each chunk and
+ * {@linkcode end} at the end of input; malformed input throws
+ * {@linkcode ErrBadArchive} naming the entry and the byte offset.
+ */
+export class TarParser {
+  #ev: TarEvents;
+  #state = State.Header;
+  #blk = new Uint8Array(BLOCK);
+  #fill = 0;
+  #remaining = 0;
+  #size = 0;
+  #pos = 0;
+  #zeros = 0;
+  #entryStart = 0;
+  #name: string | undefined;
+  #ext: Uint8Array | undefined;
+  #extType = "";
+  #extFill = 0;
+  #pax: Map<string, Uint8Array> | undefined;
+  #longName: Uint8Array | undefined;
+  #longLink: Uint8Array | undefined;
+  #afterExt = false;
+
+  /** @param events Where headers, body slices and raw bytes go. */
+  constructor(events: TarEvents) {
+    this.#ev = events;
+  }
+
+  /** Bytes consumed so far. */
+  get offset(): number {
+    return this.#pos;
+  }
+
+  #fail(what: string, at: number, cause?: unknown): ErrBadArchive {
+    return new ErrBadArchive(
+      this.#name,
+      cause ? { cause } : undefined,
+      `${what} at byte offset ${at}`,
+    );
+  }
+
+  /** Feeds one chunk; callbacks run synchronously before this returns. */
+  push(chunk: Uint8Array): void {
+    let i = 0;
+    const n = chunk.length;
+    const ev = this.#ev;
+    while (i < n) {
+      switch (this.#state) {
+        case State.Header: {
+          let block: Uint8Array;
+          if (this.#fill === 0 && n - i >= BLOCK) {
+            block = chunk.subarray(i, i + BLOCK);
+            i += BLOCK;
+          } else {
+            const take = Math.min(BLOCK - this.#fill, n - i);
+            this.#blk.set(chunk.subarray(i, i + take), this.#fill);
+            this.#fill += take;
+            i += take;
+            if (this.#fill < BLOCK) continue;
+            this.#fill = 0;
+            block = this.#blk;
+          }
+          const at = this.#pos;
+          this.#pos += BLOCK;
+          this.#header(block, at);
+          break;
+        }
+        case State.Body: {
+          const take = Math.min(this.#remaining, n - i);
+          ev.data(chunk.subarray(i, i + take));
+          i += take;
+          this.#pos += take;
+          this.#remaining -= take;
+          if (this.#remaining === 0) this.#endBody();
+          break;
+        }
+        case State.Pad: {
+          const take = Math.min(this.#remaining, n - i);
+          ev.raw?.(chunk.subarray(i, i + take));
+          i += take;
+          this.#pos += take;
+          this.#remaining -= take;
+          if (this.#remaining === 0) this.#state = State.Header;
+          break;
+        }
+        case State.Ext: {
+          const ext = this.#ext!;
+          const take = Math.min(ext.length - this.#extFill, n - i);
+          const part = chunk.subarray(i, i + take);
+          ext.set(part, this.#extFill);
+          ev.raw?.(part);
+          this.#extFill += take;
+          i += take;
+          this.#pos += take;
+          if (this.#extFill === ext.length) this.#extDone();
+          break;
+        }
+        case State.Trailer: {
+          ev.trailing?.(chunk.subarray(i));
+          this.#pos += n - i;
+          i = n;
+          break;
+        }
+      }
+    }
+  }
+
+  /** Signals the end of input; throws if the stream stopped inside a header or body. */
+  end(): void {
+    const s = this.#state;
+    if (s === State.Header && this.#fill > 0) {
+      throw this.#fail(`truncated header (${this.#fill} of 512 bytes)`, this.#pos);
+    }
+    if (s === State.Header && this.#afterExt && this.#zeros === 0) {
+      throw this.#fail("stream ends after an extension header", this.#pos);
+    }
+    if (s === State.Body || s === State.Ext) {
+      const missing = s === State.Body ? this.#remaining : this.#ext!.length - this.#extFill;
+      throw this.#fail(`truncated body (${missing} bytes missing)`, this.#pos);
+    }
+    if (s === State.Pad) throw this.#fail("truncated padding", this.#pos);
+  }
+
+  #header(block: Uint8Array, at: number): void {
+    const ev = this.#ev;
+    if (isZeroBlock(block)) {
+      ev.raw?.(block);
+      if (++this.#zeros === 2) this.#state = State.Trailer;
+      return;
+    }
+    if (this.#zeros === 1) throw this.#fail("non-zero block after an end-of-archive block", at);
+    if (!this.#afterExt) {
+      this.#entryStart = at;
+      this.#name = undefined;
+    }
+    const [u, s] = checksums(block);
+    let h: TarHeader;
+    try {
+      const stored = parseOctal(field(block, Field.chksum), "checksum");
+      if (stored !== u && stored !== s) {
+        throw new HeaderProblem(`bad header checksum (stored ${stored}, computed ${u})`);
+      }
+      h = parseBlock(block);
+    } catch (e) {
+      if (e instanceof HeaderProblem) throw this.#fail(e.message, at);
+      throw e;
+    }
+    this.#name ??= h.name;
+    ev.raw?.(block);
+    const t = h.typeflag;
+    if (
+      t === TypeFlag.XHeader || t === TypeFlag.XGlobalHeader || t === TypeFlag.GNULongName ||
+      t === TypeFlag.GNULongLink
+    ) {
+      if (h.size < 0 || h.size > MAX_SPECIAL) {
+        throw this.#fail(`extension header size ${h.size} out of range`, at);
+      }
+      this.#extType = t;
+      this.#ext = new Uint8Array(h.size);
+      this.#extFill = 0;
+      this.#afterExt = true;
+      if (h.size === 0) this.#extDone();
+      else this.#state = State.Ext;
+      return;
+    }
+    if (t === TypeFlag.GNUSparse) throw this.#fail("GNU sparse files are not supported", at);
+    try {
+      if (this.#pax) mergePax(h, this.#pax);
+    } catch (e) {
+      if (e instanceof HeaderProblem) throw this.#fail(e.message, at);
+      throw e;
+    }
+    if (this.#longName) {
+      const v = cString(this.#longName);
+      h.name = v.s;
+      if (v.raw) h.rawName = v.raw;
+      else delete h.rawName;
+    }
+    if (this.#longLink) h.linkname = cString(this.#longLink).s;
+    this.#pax = this.#longName = this.#longLink = undefined;
+    this.#afterExt = false;
+    this.#name = h.name;
+    if (h.typeflag === TypeFlag.RegA) {
+      h.typeflag = h.name.endsWith("/") ? TypeFlag.Dir : TypeFlag.Reg;
+    }
+    if (h.size < 0) throw this.#fail(`negative size ${h.size}`, at);
+    if (!Number.isSafeInteger(h.size)) throw this.#fail(`absurd size ${h.size}`, at);
+    if (isHeaderOnlyType(h.typeflag)) h.size = 0;
+    ev.header(h, this.#entryStart);
+    this.#remaining = this.#size = h.size;
+    if (h.size === 0) this.#endBody();
+    else this.#state = State.Body;
+  }
+
+  #endBody(): void {
+    this.#ev.entryEnd();
+    this.#remaining = blockPadding(this.#size);
+    this.#state = this.#remaining ? State.Pad : State.Header;
+  }
+
+  #extDone(): void {
+    const data = this.#ext!;
+    this.#ext = undefined;
+    const at = this.#pos - data.length;
+    try {
+      switch (this.#extType) {
+        case TypeFlag.XHeader:
+          this.#pax = parsePax(data);
+          break;
+        case TypeFlag.GNULongName:
+          this.#longName = data;
+          this.#name = cString(data).s;
+          break;
+        case TypeFlag.GNULongLink:
+          this.#longLink = data;
+          break;
+        case TypeFlag.XGlobalHeader: {
+          // Go returns a global header as an entry of its own, applying it to nothing.
+          const h: TarHeader = {
+            name: this.#name ?? "",
+            typeflag: TypeFlag.XGlobalHeader,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            uname: "",
+            gname: "",
+            size: 0,
+            mtime: { sec: 0, nsec: 0 },
+            linkname: "",
+            devmajor: 0,
+            devminor: 0,
+            xattrs: {},
+            pax: {},
+          };
+          for (const [k, v] of parsePax(data)) {
+            if (k.startsWith("SCHILY.xattr.")) h.xattrs[k.slice(13)] = v.slice();
+            else h.pax[k] = lossy.decode(v);
+          }
+          this.#afterExt = false;
+          this.#ev.header(h, this.#entryStart);
+          this.#ev.entryEnd();
+          break;
+        }
+      }
+    } catch (e) {
+      if (e instanceof HeaderProblem) throw this.#fail(e.message, at);
+      throw e;
+    }
+    this.#remaining = blockPadding(data.length);
+    this.#state = this.#remaining ? State.Pad : State.Header;
+  }
+}
+
+/** One entry of a tar stream. */
+export interface TarEntry {
+  /** The logical header, extension records folded in. */
+  header: TarHeader;
+  /** The body; skipped automatically when the next entry is requested. */
+  body: AsyncIterable<Uint8Array>;
+  /** Byte offset of the entry's first header block. */
+  offset: number;
+}
+
+/** Options of {@linkcode readTar}. */
+export interface ReadTarOptions {
+  /** Receives every non-payload byte (headers, extensions, padding, end blocks, trailing data). */
+  onRaw?: (bytes: Uint8Array) => void;
+}
+
+type Ev =
+  | { k: 0; h: TarHeader; off: number }
+  | { k: 1; b: Uint8Array }
+  | { k: 2 };
+
+/**
+ * Reads a tar stream entry by entry. Bodies are views of the input chunks:
+ * copy them if they must outlive the next read. The input is cancelled when
+ * iteration stops early or fails.
+ */
+export async function* readTar(
+  stream: ReadableStream<Uint8Array>,
+  opts: ReadTarOptions = {},
+): AsyncGenerator<TarEntry> {
+  const src = stream.getReader();
+  let queue: Ev[] = [];
+  let qi = 0;
+  let done = false;
+  let gen = 0;
+  const onRaw = opts.onRaw;
+  const parser = new TarParser({
+    raw: onRaw,
+    trailing: onRaw,
+    header: (h, off) => queue.push({ k: 0, h, off }),
+    data: (b) => queue.push({ k: 1, b }),
+    entryEnd: () => queue.push({ k: 2 }),
+  });
+  const fill = async (): Promise<void> => {
+    queue = [];
+    qi = 0;
+    const r = await src.read();
+    if (r.done) {
+      done = true;
+      parser.end();
+    } else {
+      parser.push(r.value);
+    }
+  };
+  async function* body(mine: number): AsyncGenerator<Uint8Array> {
+    while (mine === gen) {
+      while (qi < queue.length) {
+        const ev = queue[qi];
+        if (ev.k !== 1) {
+          if (ev.k === 2) qi++;
+          return;
+        }
+        qi++;
+        yield ev.b;
+        if (mine !== gen) return;
+      }
+      if (done) return;
+      await fill();
+    }
+  }
+  let ok = false;
+  try {
+    for (;;) {
+      while (qi < queue.length) {
+        const ev = queue[qi++];
+        if (ev.k === 0) {
+          const mine = ++gen;
+          yield { header: ev.h, offset: ev.off, body: body(mine) };
+        }
+      }
+      if (done) break;
+      await fill();
+    }
+    ok = true;
+  } finally {
+    gen++;
+    if (!ok) await src.cancel().catch(() => {});
+    src.releaseLock();
+  }
+}
