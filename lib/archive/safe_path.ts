@@ -1,0 +1,160 @@
+/**
+ * Path confinement for applying untrusted layer tarballs: every name from a
+ * tar header is cleaned to a path relative to the target directory, and
+ * every parent directory is resolved the way the kernel would inside a
+ * chroot at the target — symlinks are followed, but absolute targets start
+ * again at the target and `..` stops at it. Nothing resolved here can point
+ * outside the target, whatever symlinks the tarball or the existing tree
+ * holds.
+ *
+ * @example
+ * ```ts
+ * import { cleanEntryName, SafeRoot } from "./safe_path.ts";
+ * const root = new SafeRoot("/tmp/layer");
+ * const parts = cleanEntryName("./usr/bin/sh", "usr/bin/sh");
+ * const parent = root.resolveParent(parts.slice(0, -1), "usr/bin/sh", true);
+ * console.log(root.abs([...parent, "sh"]));
+ * ```
+ * @module
+ */
+
+import { ErrBadArchive } from "../errors.ts";
+
+/** Linux's limit of symlinks followed while resolving one path. */
+const MAX_SYMLINKS = 40;
+
+/**
+ * Cleans a name from a tar header into path components relative to the
+ * target ([] is the target itself). Absolute names are taken as relative to
+ * the target, as containers/storage does; a relative name whose `..`
+ * components climb above the target is rejected.
+ * @throws {ErrBadArchive} naming `entry` when the name escapes.
+ */
+export function cleanEntryName(name: string, entry: string, what = "path"): string[] {
+  const absolute = name.startsWith("/");
+  const out: string[] = [];
+  for (const c of name.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") {
+      if (out.length > 0) out.pop();
+      else if (!absolute) {
+        throw new ErrBadArchive(
+          entry,
+          undefined,
+          `${what} ${JSON.stringify(name)} is outside the target`,
+        );
+      }
+      continue;
+    }
+    out.push(c);
+  }
+  return out;
+}
+
+/**
+ * The target directory of an apply, with a cache of directories already
+ * known to be real (non-symlink) directories inside it, so that resolving
+ * thousands of entries costs one lstat per new directory, not per entry.
+ */
+export class SafeRoot {
+  /** Absolute path of the target directory. */
+  readonly root: string;
+  #realDirs = new Set<string>();
+
+  /** @param root The target directory (must exist). */
+  constructor(root: string) {
+    this.root = root.replace(/\/+$/, "") || "/";
+  }
+
+  /** The absolute path of resolved components. */
+  abs(parts: string[]): string {
+    return parts.length === 0 ? this.root : `${this.root}/${parts.join("/")}`;
+  }
+
+  /**
+   * Resolves directory components inside the root, following symlinks with
+   * chroot semantics. Missing directories are created (mode 0755) when
+   * `create` is set and no symlink has been followed on the way; a missing
+   * directory behind a symlink is an error, as it is for the reference,
+   * whose unpacker runs chrooted and cannot create through the link.
+   * @returns the resolved components (each a real directory).
+   * @throws {ErrBadArchive} naming `entry` on a non-directory parent, a
+   * missing parent, or a symlink loop.
+   */
+  resolveParent(parts: string[], entry: string, create: boolean): string[] {
+    const key = parts.join("/");
+    if (this.#realDirs.has(key)) return parts;
+    let resolved: string[] = [];
+    const queue = [...parts];
+    let links = 0;
+    let followed = false;
+    while (queue.length > 0) {
+      const c = queue.shift()!;
+      if (c === "" || c === ".") continue;
+      if (c === "..") {
+        resolved.pop();
+        continue;
+      }
+      const next = [...resolved, c];
+      const nextKey = next.join("/");
+      if (this.#realDirs.has(nextKey)) {
+        resolved = next;
+        continue;
+      }
+      const p = this.abs(next);
+      let st: Deno.FileInfo;
+      try {
+        st = Deno.lstatSync(p);
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        if (!create || followed) {
+          throw new ErrBadArchive(entry, undefined, `parent directory /${nextKey} does not exist`);
+        }
+        Deno.mkdirSync(p, { mode: 0o755 });
+        Deno.chmodSync(p, 0o755);
+        this.#realDirs.add(nextKey);
+        resolved = next;
+        continue;
+      }
+      if (st.isSymlink) {
+        if (++links > MAX_SYMLINKS) {
+          throw new ErrBadArchive(
+            entry,
+            undefined,
+            `too many levels of symbolic links at /${nextKey}`,
+          );
+        }
+        const target = Deno.readLinkSync(p);
+        if (target.startsWith("/")) resolved = [];
+        queue.unshift(...target.split("/"));
+        followed = true;
+        continue;
+      }
+      if (!st.isDirectory) {
+        throw new ErrBadArchive(entry, undefined, `parent /${nextKey} is not a directory`);
+      }
+      this.#realDirs.add(nextKey);
+      resolved = next;
+    }
+    if (links === 0) this.#realDirs.add(key);
+    return resolved;
+  }
+
+  /** Records that `parts` is now a real directory (created by the apply). */
+  markDir(parts: string[]): void {
+    this.#realDirs.add(parts.join("/"));
+  }
+
+  /** Forgets cached directories at or below `parts` (they were removed or replaced). */
+  forget(parts: string[]): void {
+    const key = parts.join("/");
+    if (key === "") {
+      this.#realDirs.clear();
+      return;
+    }
+    const prefix = key + "/";
+    for (const d of this.#realDirs) {
+      if (d === key || d.startsWith(prefix)) this.#realDirs.delete(d);
+    }
+  }
+}
