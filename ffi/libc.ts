@@ -1,0 +1,104 @@
+/**
+ * The one place that opens libc (`Deno.dlopen("libc.so.6")`). The library is
+ * opened lazily on first use, so importing modules that merely *may* call
+ * libc works without `--allow-ffi`; the first real call without it throws
+ * {@linkcode ErrPermission} naming the flag.
+ *
+ * Errno is read through `__errno_location()` right after the failing call on
+ * the same (JS) thread. Non-blocking symbols run on a worker thread whose
+ * errno we cannot see, so their callers re-diagnose failures with a
+ * synchronous call (see ffi/lock.ts).
+ *
+ * @example
+ * ```ts
+ * import { cstr, libc, check } from "./libc.ts";
+ * check(libc().umount2(cstr("/mnt"), 0), "umount2", "/mnt");
+ * ```
+ * @module
+ */
+
+import { ErrPermission } from "../lib/errors.ts";
+import { SyscallError } from "./errors.ts";
+
+const SYMBOLS = {
+  __errno_location: { parameters: [], result: "pointer" },
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // Same function, run on a worker thread: F_OFD_SETLKW may sleep for a long time.
+  fcntl_wait: {
+    name: "fcntl",
+    parameters: ["i32", "i32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
+  llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  lremovexattr: { parameters: ["buffer", "buffer"], result: "i32" },
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  statfs: { parameters: ["buffer", "buffer"], result: "i32" },
+  getpagesize: { parameters: [], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "i32"], result: "i32" },
+} as const;
+
+/** The typed symbol table of libc. */
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let lib: Libc | undefined;
+let errnoView: Deno.UnsafePointerView | undefined;
+
+/** Opens libc on first use and returns its symbols. */
+export function libc(): Libc {
+  if (lib) return lib;
+  try {
+    lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new ErrPermission("ffi", { cause: e }, "run with --allow-ffi (or -A) to call libc");
+    }
+    throw e;
+  }
+  return lib;
+}
+
+/** The calling thread's errno; call it right after the failing libc call. */
+export function errno(): number {
+  if (!errnoView) {
+    const p = libc().__errno_location();
+    if (p === null) throw new Error("__errno_location returned NULL");
+    errnoView = new Deno.UnsafePointerView(p);
+  }
+  return errnoView.getInt32();
+}
+
+/**
+ * Throws a {@linkcode SyscallError} with the current errno when `result` is
+ * negative; returns `result` as a number otherwise.
+ */
+export function check(result: number | bigint, syscall: string, path?: string): number {
+  if (result < 0) throw new SyscallError(syscall, errno(), path);
+  return Number(result);
+}
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated copy of `s` for passing as `const char *`. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = encoder.encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+/** `AT_FDCWD`: resolve relative paths against the working directory. */
+export const AT_FDCWD = -100;
+/** `AT_SYMLINK_NOFOLLOW`: act on a symlink itself, not its target. */
+export const AT_SYMLINK_NOFOLLOW = 0x100;

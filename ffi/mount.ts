@@ -1,0 +1,92 @@
+/**
+ * mount(2) / umount2(2) and a mountinfo-based mountpoint check.
+ *
+ * @example
+ * ```ts
+ * import { mount, unmount, isMountpoint } from "./mount.ts";
+ * mount("tmpfs", "/mnt/x", "tmpfs", 0, "size=1m");
+ * console.log(await isMountpoint("/mnt/x")); // true
+ * unmount("/mnt/x");
+ * ```
+ * @module
+ */
+
+import { check, cstr, libc } from "./libc.ts";
+
+/** Mount read-only. */
+export const MS_RDONLY = 0x1;
+/** Ignore set-user-ID and set-group-ID bits. */
+export const MS_NOSUID = 0x2;
+/** Do not interpret device files. */
+export const MS_NODEV = 0x4;
+/** Do not allow programs to be executed. */
+export const MS_NOEXEC = 0x8;
+/** Change the flags of an existing mount. */
+export const MS_REMOUNT = 0x20;
+/** Bind-mount a directory or file. */
+export const MS_BIND = 0x1000;
+/** Apply to the whole subtree (with MS_BIND or propagation flags). */
+export const MS_REC = 0x4000;
+/** Propagation: private. */
+export const MS_PRIVATE = 0x40000;
+/** Propagation: slave. */
+export const MS_SLAVE = 0x80000;
+/** Propagation: shared. */
+export const MS_SHARED = 0x100000;
+/** umount2: force unmount even if busy (network filesystems). */
+export const MNT_FORCE = 0x1;
+/** umount2: lazy unmount — detach now, clean up when no longer busy. */
+export const MNT_DETACH = 0x2;
+
+/**
+ * Mounts `source` on `target`. `data` is the filesystem-specific option
+ * string (e.g. overlay's `lowerdir=…,upperdir=…,workdir=…`).
+ * @throws {SyscallError} with the target as path.
+ */
+export function mount(
+  source: string,
+  target: string,
+  fstype: string,
+  flags: number,
+  data?: string,
+): void {
+  check(
+    libc().mount(
+      cstr(source),
+      cstr(target),
+      cstr(fstype),
+      BigInt(flags),
+      data === undefined ? null : cstr(data),
+    ),
+    "mount",
+    target,
+  );
+}
+
+/**
+ * Unmounts `target` (umount2). `flags` may be {@linkcode MNT_DETACH} or
+ * {@linkcode MNT_FORCE}.
+ * @throws {SyscallError} e.g. EINVAL when `target` is not a mountpoint.
+ */
+export function unmount(target: string, flags = 0): void {
+  check(libc().umount2(cstr(target), flags), "umount2", target);
+}
+
+/** Undoes the octal escapes (`\040` for space, …) of /proc/self/mountinfo fields. */
+function unescapeMountField(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * True when `path` (after resolving symlinks) is the mount point of a mount
+ * in this process's mount namespace.
+ */
+export async function isMountpoint(path: string): Promise<boolean> {
+  const real = await Deno.realPath(path);
+  const info = await Deno.readTextFile("/proc/self/mountinfo");
+  for (const line of info.split("\n")) {
+    const field = line.split(" ")[4];
+    if (field !== undefined && unescapeMountField(field) === real) return true;
+  }
+  return false;
+}
