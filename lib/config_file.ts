@@ -304,7 +304,15 @@ export function parseStorageConf(text: string, file: string): StorageConf {
   } catch (e) {
     if (!(e instanceof TomlError)) throw e;
     const reason = e.message.split("\n")[0].replace(/^Invalid TOML document: /, "");
-    throw new ErrConfig(file, { cause: e }, `line ${e.line}, column ${e.column}: ${reason}`);
+    const key = [...scanKeyLines(text)].find(([, line]) => line === e.line)?.[0];
+    const what = key === undefined
+      ? `near ${JSON.stringify(text.split("\n")[e.line - 1]?.trim() ?? "")}`
+      : `key "${key}"`;
+    throw new ErrConfig(
+      file,
+      { cause: e },
+      `line ${e.line}, column ${e.column}: ${what}: ${reason}`,
+    );
   }
   const lines = scanKeyLines(text);
   const fail = (path: string, detail: string): never => {

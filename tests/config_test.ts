@@ -396,7 +396,7 @@ Deno.test("STORAGE_OPTS replaces the driver options; an empty one clears them", 
 Deno.test("bad TOML is an ErrConfig naming the file and the line", async () => {
   assert.throws(
     () => parseStorageConf('[storage]\ndriver = "vfs"\nrunroot = \n', "/etc/x/storage.conf"),
-    configErr("/etc/x/storage.conf", "line 3"),
+    configErr("/etc/x/storage.conf", "line 3", '"storage.runroot"'),
   );
   assert.throws(
     () => parseStorageConf('[storage]\ndriver = "vfs"\ndriver = "overlay"\n', "dup.conf"),
@@ -407,7 +407,7 @@ Deno.test("bad TOML is an ErrConfig naming the file and the line", async () => {
     await Deno.writeTextFile(f, "[storage\n");
     await assert.rejects(
       defaultStoreOptions({ uid: 0, env: {}, configPath: f }),
-      configErr(f, "line 1"),
+      configErr(f, "line 1", "[storage"),
     );
   });
 });
