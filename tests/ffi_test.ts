@@ -140,10 +140,18 @@ Deno.test({
       await Deno.writeTextFile(`${mnt}/f`, "x");
       mount("none", mnt, "", MS_REMOUNT | MS_RDONLY);
       assertSyscallError(() => mknod(`${mnt}/p`, S_IFIFO | 0o644, 0), "mknod", "EROFS", `${mnt}/p`);
-      // Busy while a bind mount sits below it; MNT_DETACH still works.
+      // A bind mount of it shows the same files.
       await Deno.mkdir(`${dir}/b`);
       mount(mnt, `${dir}/b`, "", MS_BIND);
+      assert.equal(await Deno.readTextFile(`${dir}/b/f`), "x");
       unmount(`${dir}/b`);
+      // Busy while a file on it is open.
+      const open = await Deno.open(`${mnt}/f`);
+      try {
+        assertSyscallError(() => unmount(mnt), "umount2", "EBUSY", mnt);
+      } finally {
+        open.close();
+      }
       unmount(mnt);
       assert.deepEqual(await isMountpoint(mnt), false);
       assert.deepEqual(await Deno.readDir(mnt)[Symbol.asyncIterator]().next(), {
@@ -446,6 +454,24 @@ Deno.test("lock: OFD locks of two open files conflict; a wait keeps the event lo
     assert.deepEqual(await lockFd(a, "read", false), true);
     assert.deepEqual(await lockFd(b, "read", false), true);
     assert.deepEqual(await lockFd(b, "write", false), false);
+    unlockFd(a);
+    unlockFd(b);
+    // A read lock needs a readable descriptor; a bad descriptor is EBADF.
+    const wo = openFd(`${dir}/l`, 1, /* O_WRONLY */ 0);
+    await assert.rejects(
+      () => lockFd(wo, "read", true),
+      (e) => e instanceof SyscallError && e.code === "EBADF",
+    );
+    closeFd(wo);
+    await assert.rejects(
+      () => lockFd(wo, "write", true),
+      (e) => e instanceof SyscallError && e.code === "EBADF",
+    );
+    assert.throws(() => unlockFd(wo), (e) => e instanceof SyscallError && e.code === "EBADF");
+    assert.throws(
+      () => getLock(wo, "write"),
+      (e) => e instanceof SyscallError && e.code === "EBADF",
+    );
   } finally {
     closeFd(a);
     closeFd(b);
