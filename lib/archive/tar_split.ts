@@ -1,0 +1,341 @@
+/**
+ * tar-split: the layout of a layer tarball recorded next to the layer
+ * (`<id>.tar-split.gz`), in vbatts/tar-split's format as containers/storage
+ * 1.43 writes and reads it, so that `diff` can rebuild the exact bytes that
+ * were applied from the files on disk.
+ *
+ * The file is gzip'd JSON lines, written as Go's encoding/json writes them:
+ * - `{"type":2,"payload":"<base64>","position":N}`: raw header, extension,
+ *   padding and end-of-archive bytes between file bodies;
+ * - `{"type":1,"name":"…","size":N,"payload":"<base64 CRC-64/ISO>","position":N}`:
+ *   one entry whose body is not stored (`size` omitted and `payload` null
+ *   when it has no body; `name_raw` instead of `name` for non-UTF-8 names).
+ * After the end of the archive come the trailing bytes and a final empty
+ * segment, as tar-split's disassembler emits them.
+ *
+ * @example
+ * ```ts ignore
+ * import { TarSplitPacker, rebuildTar } from "./tar_split.ts";
+ * const sink = (await Deno.create("layer.tar-split.gz")).writable;
+ * const tar = (await Deno.open("layer.tar")).readable.pipeThrough(new TarSplitPacker(sink));
+ * await tar.pipeTo(new WritableStream()); // e.g. the driver's apply
+ * ```
+ * @module
+ */
+
+import { ErrBadArchive } from "../errors.ts";
+import type { FileGetter } from "../../drivers/driver.ts";
+import { Crc64 } from "./crc64.ts";
+import { TarParser } from "./tar_reader.ts";
+
+/** Entry type of a file (body not stored). */
+export const FILE_TYPE = 1;
+/** Entry type of a raw segment. */
+export const SEGMENT_TYPE = 2;
+
+/** Largest segment of trailing bytes (tar-split reads the tail in 1 MiB chunks). */
+const TAIL_CHUNK = 1 << 20;
+/** JSON text is handed to gzip in batches of about this many characters. */
+const BATCH = 64 << 10;
+
+const utf8 = new TextEncoder();
+
+/** Go's encoding/json string encoding (HTML-safe, \u00XX for most control bytes). */
+export function goJsonString(s: string): string {
+  // deno-lint-ignore no-control-regex -- control bytes are exactly what needs escaping
+  if (!/[\x00-\x1f"\\<>&\u2028\u2029]/.test(s)) return `"${s}"`;
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22) out += '\\"';
+    else if (c === 0x5c) out += "\\\\";
+    else if (c === 0x0a) out += "\\n";
+    else if (c === 0x0d) out += "\\r";
+    else if (c === 0x09) out += "\\t";
+    else if (c < 0x20 || c === 0x3c || c === 0x3e || c === 0x26 || c === 0x2028 || c === 0x2029) {
+      out += "\\u" + c.toString(16).padStart(4, "0");
+    } else out += s[i];
+  }
+  return out + '"';
+}
+
+function base64(b: Uint8Array): string {
+  return (b as Uint8Array & { toBase64(): string }).toBase64();
+}
+
+function fromBase64(s: string): Uint8Array {
+  return (Uint8Array as unknown as { fromBase64(s: string): Uint8Array }).fromBase64(s);
+}
+
+/** Go's filepath.Clean, for tar-split's duplicate-path check. */
+function clean(p: string): string {
+  const abs = p.startsWith("/");
+  const out: string[] = [];
+  for (const part of p.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (out.length && out[out.length - 1] !== "..") out.pop();
+      else if (!abs) out.push("..");
+    } else out.push(part);
+  }
+  const s = (abs ? "/" : "") + out.join("/");
+  return s === "" ? "." : s;
+}
+
+/** A growable byte buffer for raw segment bytes. */
+class Bytes {
+  buf = new Uint8Array(4096);
+  len = 0;
+
+  push(b: Uint8Array): void {
+    if (this.len + b.length > this.buf.length) {
+      let cap = this.buf.length * 2;
+      while (cap < this.len + b.length) cap *= 2;
+      const nb = new Uint8Array(cap);
+      nb.set(this.buf.subarray(0, this.len));
+      this.buf = nb;
+    }
+    this.buf.set(b, this.len);
+    this.len += b.length;
+  }
+
+  take(): Uint8Array {
+    const v = this.buf.subarray(0, this.len);
+    this.len = 0;
+    return v;
+  }
+}
+
+/**
+ * Passthrough that records the tar-split layout of the tar flowing through
+ * it and writes it, gzip-compressed, to `sink`. The output is the input,
+ * chunk for chunk. Malformed tar input errors the stream with
+ * {@linkcode ErrBadArchive}; the sink is closed when the input ends and
+ * aborted when it fails.
+ */
+export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
+  /** @param sink Receives the gzip-compressed JSON lines. */
+  constructor(sink: WritableStream<Uint8Array>) {
+    const gz = new CompressionStream("gzip");
+    const piped = gz.readable.pipeTo(sink);
+    piped.catch(() => {});
+    const w = gz.writable.getWriter();
+    let text = "";
+    let pos = 0;
+    const seg = new Bytes();
+    const tail = new Bytes();
+    let inTail = false;
+    let name = "";
+    let rawName: Uint8Array | undefined;
+    const crc = new Crc64();
+    let size = 0;
+    const seen = new Set<string>();
+
+    const segment = (b: Uint8Array) => {
+      text += `{"type":2,"payload":"${base64(b)}","position":${pos++}}\n`;
+    };
+    const flushSegment = () => {
+      if (seg.len) segment(seg.take());
+    };
+    const parser = new TarParser({
+      raw: (b) => seg.push(b),
+      header: (h) => {
+        flushSegment();
+        name = h.name;
+        rawName = h.rawName;
+        crc.reset();
+        size = 0;
+      },
+      data: (b) => {
+        crc.update(b);
+        size += b.length;
+      },
+      entryEnd: () => {
+        const key = clean(name);
+        if (seen.has(key)) {
+          throw new ErrBadArchive(name, undefined, "duplicate path, which tar-split cannot record");
+        }
+        seen.add(key);
+        const n = rawName ? `"name_raw":"${base64(rawName)}"` : `"name":${goJsonString(name)}`;
+        const body = size > 0
+          ? `"size":${size},"payload":"${base64(crc.digest())}"`
+          : `"payload":null`;
+        text += `{"type":1,${n},${body},"position":${pos++}}\n`;
+      },
+      trailing: (b) => {
+        if (!inTail) {
+          flushSegment();
+          inTail = true;
+        }
+        for (let i = 0; i < b.length;) {
+          const take = Math.min(TAIL_CHUNK - tail.len, b.length - i);
+          tail.push(b.subarray(i, i + take));
+          i += take;
+          if (tail.len === TAIL_CHUNK) segment(tail.take());
+        }
+      },
+    });
+    const drain = async (force: boolean) => {
+      if (text.length >= BATCH || (force && text.length)) {
+        const t = text;
+        text = "";
+        await w.write(utf8.encode(t));
+      }
+    };
+    super({
+      async transform(chunk, ctl) {
+        try {
+          parser.push(chunk);
+          await drain(false);
+        } catch (e) {
+          await w.abort(e).catch(() => {});
+          throw e;
+        }
+        ctl.enqueue(chunk);
+      },
+      async flush() {
+        try {
+          parser.end();
+          flushSegment();
+          if (tail.len) segment(tail.take());
+          // tar-split's last read of the tail returns nothing and is still recorded.
+          segment(new Uint8Array(0));
+          await drain(true);
+          await w.close();
+          await piped;
+        } catch (e) {
+          await w.abort(e).catch(() => {});
+          throw e;
+        }
+      },
+      async cancel(reason) {
+        await w.abort(reason).catch(() => {});
+      },
+    });
+  }
+}
+
+/** One decoded tar-split entry. */
+export interface TarSplitEntry {
+  /** 1 = file, 2 = segment. */
+  type: number;
+  /** File name (decoded from `name_raw` when that is what the entry has). */
+  name?: string;
+  /** Raw name bytes when the entry has `name_raw`. */
+  nameRaw?: Uint8Array;
+  /** Body size of a file entry. */
+  size: number;
+  /** Segment bytes, or the 8-byte CRC of a file entry; null when absent. */
+  payload: Uint8Array | null;
+  /** Position as recorded. */
+  position: number;
+}
+
+/** Reads the entries of a gzip-compressed tar-split stream. */
+export async function* readTarSplit(
+  tarSplit: ReadableStream<Uint8Array>,
+): AsyncGenerator<TarSplitEntry> {
+  const lines = tarSplit.pipeThrough(
+    new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+  ).pipeThrough(
+    new TextDecoderStream(),
+  );
+  let rest = "";
+  const parse = (line: string): TarSplitEntry => {
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(line);
+    } catch (cause) {
+      throw new ErrBadArchive(
+        undefined,
+        { cause },
+        `malformed tar-split line ${JSON.stringify(line.slice(0, 80))}`,
+      );
+    }
+    const nameRaw = typeof e.name_raw === "string" ? fromBase64(e.name_raw) : undefined;
+    return {
+      type: Number(e.type),
+      name: nameRaw ? new TextDecoder().decode(nameRaw) : (e.name as string | undefined),
+      nameRaw,
+      size: Number(e.size ?? 0),
+      payload: typeof e.payload === "string" ? fromBase64(e.payload) : null,
+      position: Number(e.position ?? 0),
+    };
+  };
+  for await (const text of lines) {
+    rest += text;
+    let nl: number;
+    let start = 0;
+    while ((nl = rest.indexOf("\n", start)) >= 0) {
+      const line = rest.slice(start, nl);
+      start = nl + 1;
+      if (line.trim()) yield parse(line);
+    }
+    rest = rest.slice(start);
+  }
+  if (rest.trim()) yield parse(rest);
+}
+
+/**
+ * Rebuilds the original tar stream from a gzip-compressed tar-split stream
+ * and the layer's files. Each file's size and CRC-64 are checked against the
+ * record. The caller closes `getter` when the stream is done.
+ */
+export function rebuildTar(
+  tarSplit: ReadableStream<Uint8Array>,
+  getter: FileGetter,
+): ReadableStream<Uint8Array> {
+  async function* gen(): AsyncGenerator<Uint8Array> {
+    const seen = new Set<string>();
+    const crc = new Crc64();
+    for await (const e of readTarSplit(tarSplit)) {
+      if (e.type === SEGMENT_TYPE) {
+        if (e.payload?.length) yield e.payload;
+        continue;
+      }
+      if (e.type !== FILE_TYPE) {
+        throw new ErrBadArchive(e.name, undefined, `unknown tar-split entry type ${e.type}`);
+      }
+      const name = e.name ?? "";
+      const key = clean(name);
+      if (seen.has(key)) throw new ErrBadArchive(name, undefined, "duplicate path in tar-split");
+      seen.add(key);
+      if (e.size === 0) continue;
+      crc.reset();
+      let n = 0;
+      for await (const c of await getter.get(name)) {
+        n += c.length;
+        if (n > e.size) break;
+        crc.update(c);
+        yield c;
+      }
+      if (n !== e.size) {
+        throw new ErrBadArchive(
+          name,
+          undefined,
+          `file has ${n > e.size ? `more than ${e.size}` : n} bytes, tar-split recorded ${e.size}`,
+        );
+      }
+      if (e.payload && !equal(crc.digest(), e.payload)) {
+        throw new ErrBadArchive(name, undefined, "file integrity checksum failed");
+      }
+    }
+  }
+  const it = gen();
+  return new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      const r = await it.next();
+      if (r.done) ctl.close();
+      else ctl.enqueue(r.value);
+    },
+    async cancel(reason) {
+      await it.throw(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
