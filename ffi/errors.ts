@@ -200,6 +200,7 @@ export class SyscallError extends Error {
   readonly path?: string;
 
   /**
+   * Builds the error and its message (`syscall path: CODE (text)`).
    * @param syscall The failing libc function.
    * @param errno The errno it set.
    * @param path The path it was about, shown in the message.

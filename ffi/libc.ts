@@ -20,7 +20,8 @@
 import { ErrPermission } from "../lib/errors.ts";
 import { SyscallError } from "./errors.ts";
 
-const SYMBOLS = {
+/** The libc functions we bind, with their C signatures in Deno FFI terms. */
+export const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
   umount2: { parameters: ["buffer", "i32"], result: "i32" },
@@ -99,6 +100,6 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
 }
 
 /** `AT_FDCWD`: resolve relative paths against the working directory. */
-export const AT_FDCWD = -100;
+export const AT_FDCWD: number = -100;
 /** `AT_SYMLINK_NOFOLLOW`: act on a symlink itself, not its target. */
 export const AT_SYMLINK_NOFOLLOW = 0x100;

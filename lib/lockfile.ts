@@ -296,12 +296,18 @@ export class LockFile {
     return this.#locked;
   }
 
-  /** @throws {Error} unless this process holds the lock. */
+  /**
+   * Checks that this process holds the lock (read or write).
+   * @throws {Error} unless it does.
+   */
   assertLocked(): void {
     if (!this.#locked) throw new Error(`lock ${this.#path} is not held`);
   }
 
-  /** @throws {Error} unless this process holds the lock for writing. */
+  /**
+   * Checks that this process holds the lock for writing (lock or recursiveLock).
+   * @throws {Error} unless it does.
+   */
   assertLockedForWriting(): void {
     this.assertLocked();
     if (this.#mutex.mode === "read") {
