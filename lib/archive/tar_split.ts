@@ -26,6 +26,7 @@
 import { ErrBadArchive } from "../errors.ts";
 import type { FileGetter } from "../../drivers/driver.ts";
 import { Crc64 } from "./crc64.ts";
+import type { TarHeader } from "./tar_header.ts";
 import { TarParser } from "./tar_reader.ts";
 
 /** Entry type of a file (body not stored). */
@@ -106,6 +107,12 @@ class Bytes {
   }
 }
 
+/** Options of {@linkcode TarSplitPacker}. */
+export interface TarSplitPackerOptions {
+  /** Called with each entry's header, in order. */
+  onHeader?: (header: TarHeader) => void;
+}
+
 /**
  * Passthrough that records the tar-split layout of the tar flowing through
  * it and writes it, gzip-compressed, to `sink`. The output is the input,
@@ -114,8 +121,12 @@ class Bytes {
  * aborted when it fails.
  */
 export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
-  /** @param sink Receives the gzip-compressed JSON lines. */
-  constructor(sink: WritableStream<Uint8Array>) {
+  /**
+   * @param sink Receives the gzip-compressed JSON lines.
+   * @param opts `onHeader` sees every entry's header (saves callers a second parse).
+   */
+  constructor(sink: WritableStream<Uint8Array>, opts: TarSplitPackerOptions = {}) {
+    const onHeader = opts.onHeader;
     const gz = new CompressionStream("gzip");
     const piped = gz.readable.pipeTo(sink);
     piped.catch(() => {});
@@ -140,6 +151,7 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
     const parser = new TarParser({
       raw: (b) => seg.push(b),
       header: (h) => {
+        onHeader?.(h);
         flushSegment();
         name = h.name;
         rawName = h.rawName;

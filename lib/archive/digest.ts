@@ -1,0 +1,69 @@
+/**
+ * A passthrough that computes the sha256 digest and byte count of what flows
+ * through it, for `compressed-diff-digest`/`diff-digest` and sizes.
+ *
+ * @example
+ * ```ts ignore
+ * import { DigestStream } from "./digest.ts";
+ * const d = new DigestStream();
+ * await (await Deno.open("layer.tar")).readable.pipeThrough(d).pipeTo(new WritableStream());
+ * console.log(await d.result); // { digest: "sha256:…", size: 10240 }
+ * ```
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+
+/** Digest and size of a stream. */
+export interface DigestResult {
+  /** "sha256:<64 hex>". */
+  digest: string;
+  /** Bytes seen. */
+  size: number;
+}
+
+/** Passthrough computing sha256 and size; {@linkcode result} settles when the input ends. */
+export class DigestStream extends TransformStream<Uint8Array, Uint8Array> {
+  /** Resolves with the digest and size at the end of input; rejects if the stream fails. */
+  readonly result: Promise<DigestResult>;
+  #size: { n: number };
+
+  constructor() {
+    const hash = createHash("sha256");
+    const size = { n: 0 };
+    let resolve!: (r: DigestResult) => void;
+    let reject!: (e: unknown) => void;
+    const result = new Promise<DigestResult>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    result.catch(() => {});
+    super({
+      transform(chunk, ctl) {
+        hash.update(chunk);
+        size.n += chunk.length;
+        ctl.enqueue(chunk);
+      },
+      flush() {
+        resolve({ digest: "sha256:" + hash.digest("hex"), size: size.n });
+      },
+      cancel(reason) {
+        reject(reason);
+      },
+    });
+    this.result = result;
+    this.#size = size;
+  }
+
+  /** Bytes seen so far. */
+  get size(): number {
+    return this.#size.n;
+  }
+}
+
+/** sha256 digest ("sha256:…") and size of a whole stream. */
+export async function digestStream(stream: ReadableStream<Uint8Array>): Promise<DigestResult> {
+  const d = new DigestStream();
+  await stream.pipeThrough(d).pipeTo(new WritableStream());
+  return await d.result;
+}
