@@ -1,0 +1,118 @@
+/**
+ * Layer contents for the overlay driver without the kernel's help: sizes of
+ * upper directories, a file getter over a layer's diff directories for
+ * tar-split rebuilds, and a stream wrapper that releases mounts once a diff
+ * stream is consumed or cancelled.
+ *
+ * @example
+ * ```ts ignore
+ * const size = await directorySize(`${home}/${id}/diff`);
+ * const getter = new DiffDirsGetter([`${home}/${id}/diff`]);
+ * ```
+ * @module
+ */
+
+import type { FileGetter } from "../driver.ts";
+
+/**
+ * Bytes used by the files under `dir`, as containers/storage counts them:
+ * directories do not count, hard-linked files count once.
+ */
+export async function directorySize(dir: string): Promise<number> {
+  const seen = new Set<number>();
+  let size = 0;
+  const visit = async (path: string): Promise<void> => {
+    for await (const e of Deno.readDir(path)) {
+      const p = `${path}/${e.name}`;
+      const st = await Deno.lstat(p);
+      if (st.isDirectory) {
+        await visit(p);
+        continue;
+      }
+      const ino = st.ino ?? -1;
+      if (seen.has(ino)) continue;
+      seen.add(ino);
+      size += st.size;
+    }
+  };
+  await visit(dir);
+  return size;
+}
+
+/**
+ * Reads file contents for tar-split rebuilds from a list of directories,
+ * the first holding the file winning (the layer's `diff`, older `diffN`
+ * generations, then lowers for layers made from a template).
+ */
+export class DiffDirsGetter implements FileGetter {
+  /** @param dirs Directories searched in order. */
+  constructor(private readonly dirs: string[]) {}
+
+  /** Opens `path` (a tar entry name such as "./etc/passwd") in the first directory that has it. */
+  async get(path: string): Promise<ReadableStream<Uint8Array>> {
+    const rel = relativeName(path);
+    let first: unknown;
+    for (const d of this.dirs) {
+      try {
+        return (await Deno.open(`${d}/${rel}`)).readable;
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    throw first ?? new Deno.errors.NotFound(path);
+  }
+
+  /** Nothing to release: the getter reads directories directly. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** A tar entry name as a path relative to a layer root, refusing ".." escapes. */
+export function relativeName(name: string): string {
+  const parts: string[] = [];
+  for (const p of name.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") throw new Error(`path escapes the layer: ${JSON.stringify(name)}`);
+    parts.push(p);
+  }
+  return parts.join("/");
+}
+
+/**
+ * Wraps `stream` so that `release` runs exactly once, when the stream ends,
+ * errors, or is cancelled by the reader.
+ */
+export function releaseAfter(
+  stream: ReadableStream<Uint8Array>,
+  release: () => Promise<void>,
+): ReadableStream<Uint8Array> {
+  let done = false;
+  const once = async () => {
+    if (done) return;
+    done = true;
+    await release();
+  };
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const r = await reader.read();
+        if (r.done) {
+          await once();
+          controller.close();
+        } else controller.enqueue(r.value);
+      } catch (e) {
+        await once();
+        controller.error(e);
+      }
+    },
+    async cancel(reason) {
+      try {
+        await reader.cancel(reason);
+      } finally {
+        await once();
+      }
+    },
+  });
+}
