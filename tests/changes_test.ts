@@ -199,3 +199,35 @@ Deno.test({
     await removeTree(tmp);
   }
 });
+
+Deno.test({
+  name: "changesOverlay: same list as the reference CLI (overlay)",
+  ignore: !isRoot || !referenceCli,
+}, async () => {
+  const tmp = await tempDir("changes-ovlref-");
+  const store = { graph: `${tmp}/g`, run: `${tmp}/r`, driver: "overlay" };
+  try {
+    await Deno.mkdir(`${tmp}/src`);
+    await sh(
+      `${tmp}/src`,
+      `mkdir -p etc/sub usr/bin; echo h > etc/hostname; echo x > etc/sub/a; echo b > usr/bin/b
+      mkfifo fifo; tar -cf ../base.tar .`,
+    );
+    const base = (await reference(store, ["import-layer", "-f", `${tmp}/base.tar`])).stdout.trim();
+    const top = (await reference(store, ["create-layer", base])).stdout.trim();
+    const mnt = (await reference(store, ["mount", top])).stdout.trim();
+    await sh(
+      mnt,
+      "echo x >> etc/hostname; rm etc/sub/a; rm -r usr; mkdir usr; echo n > usr/new; mkdir nd; echo 1 > nd/f; rm fifo",
+    );
+    await reference(store, ["unmount", top]);
+    const theirs = (await reference(store, ["changes", top])).stdout.trim().split("\n").sort();
+    const ours = fmt(
+      await changesOverlay(`${tmp}/g/overlay/${top}/diff`, [`${tmp}/g/overlay/${base}/diff`]),
+    ).sort();
+    assert.deepEqual(ours, theirs);
+    assert.ok(theirs.includes('Delete "/usr"'), "the opaque directory is reported deleted");
+  } finally {
+    await removeTree(tmp);
+  }
+});
