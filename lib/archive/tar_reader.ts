@@ -422,6 +422,7 @@ export class TarParser {
   end(): void {
     const s = this.#state;
     if (s === State.Header && this.#fill > 0) {
+      if (!this.#afterExt) this.#name = cString(this.#blk.subarray(0, Math.min(this.#fill, 100))).s;
       throw this.#fail(`truncated header (${this.#fill} of 512 bytes)`, this.#pos);
     }
     if (s === State.Header && this.#afterExt && this.#zeros === 0) {
@@ -441,11 +442,12 @@ export class TarParser {
       if (++this.#zeros === 2) this.#state = State.Trailer;
       return;
     }
-    if (this.#zeros === 1) throw this.#fail("non-zero block after an end-of-archive block", at);
     if (!this.#afterExt) {
       this.#entryStart = at;
-      this.#name = undefined;
+      // Unverified, but the best name an error about this block can give.
+      this.#name = cString(field(block, Field.name)).s;
     }
+    if (this.#zeros === 1) throw this.#fail("non-zero block after an end-of-archive block", at);
     const [u, s] = checksums(block);
     let h: TarHeader;
     try {
@@ -458,7 +460,6 @@ export class TarParser {
       if (e instanceof HeaderProblem) throw this.#fail(e.message, at);
       throw e;
     }
-    this.#name ??= h.name;
     ev.raw?.(block);
     const t = h.typeflag;
     if (
