@@ -8,6 +8,8 @@
  */
 
 import overlay from "../drivers/overlay/mod.ts";
+import { Store } from "../lib/store.ts";
+import type { StoreOptions } from "../lib/config.ts";
 import { lsetxattr, mknod, S_IFCHR } from "../ffi/fs.ts";
 import { isRoot, notRootReason, reference, referenceCli, removeTree, tempDir } from "./helpers.ts";
 import { buildTar, type FixtureEntry, streamOf } from "./tar_fixtures.ts";
@@ -217,3 +219,155 @@ async function headers(tar: Uint8Array): Promise<unknown[]> {
   for await (const e of readTar(streamOf(tar))) out.push(e.header);
   return out;
 }
+
+function storeOptions(root: string): StoreOptions {
+  return {
+    graphRoot: `${root}/ref/g`,
+    runRoot: `${root}/ref/r`,
+    graphDriverName: "overlay",
+    graphDriverOptions: [],
+    uidMap: [],
+    gidMap: [],
+    imageStores: [],
+  } as unknown as StoreOptions;
+}
+
+async function bytesOf(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array, what: string): void {
+  assert(a.length === b.length && a.every((x, i) => x === b[i]), `${what}: bytes differ`);
+}
+
+Deno.test({
+  name:
+    "overlay interop: layers our store applies are diffed byte-identically and mounted alike by the reference",
+  ignore,
+  fn: async () => {
+    const root = await tempDir("cstest-ovl-interop-");
+    const ref = refRoot(root);
+    const store = await Store.open(storeOptions(root));
+    try {
+      const tars = chain().slice(0, 6).map((l) => buildTar(l));
+      const ids: string[] = [];
+      for (const tar of tars) {
+        const { layer } = await store.putLayer(
+          undefined,
+          ids.at(-1) ?? "",
+          [],
+          "",
+          false,
+          undefined,
+          streamOf(tar),
+        );
+        ids.push(layer.id);
+      }
+      for (let i = 0; i < ids.length; i++) {
+        await reference(ref, ["diff", "-u", "-f", `${root}/d${i}.tar`, ids[i]]);
+        sameBytes(Deno.readFileSync(`${root}/d${i}.tar`), tars[i], `reference diff of layer ${i}`);
+      }
+      const top = ids.at(-1)!;
+      const ours = await store.mount(top);
+      const oursTree = Object.fromEntries(await treeOf(ours));
+      await store.unmount(top, false);
+      const theirs = (await reference(ref, ["mount", top])).stdout.trim();
+      assertEquals(Object.fromEntries(await treeOf(theirs)), oursTree);
+      await reference(ref, ["unmount", top]);
+      assertEquals(mountedAt(theirs).length, 0);
+    } finally {
+      await store.shutdown(true);
+      await removeTree(root);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "overlay interop: layers the reference imports are diffed byte-identically and mounted alike by us",
+  ignore,
+  fn: async () => {
+    const root = await tempDir("cstest-ovl-interop-");
+    const ref = refRoot(root);
+    try {
+      const tars = chain().slice(0, 6).map((l) => buildTar(l));
+      const ids: string[] = [];
+      for (let i = 0; i < tars.length; i++) {
+        Deno.writeFileSync(`${root}/l${i}.tar`, tars[i]);
+        const args = ["import-layer", "-f", `${root}/l${i}.tar`];
+        if (ids.length > 0) args.push(ids.at(-1)!);
+        ids.push((await reference(ref, args)).stdout.trim());
+      }
+      const top = ids.at(-1)!;
+      const theirs = (await reference(ref, ["mount", top])).stdout.trim();
+      const theirsTree = Object.fromEntries(await treeOf(theirs));
+      await reference(ref, ["unmount", top]);
+      const store = await Store.open(storeOptions(root));
+      try {
+        for (let i = 0; i < ids.length; i++) {
+          sameBytes(await bytesOf(await store.diff("", ids[i])), tars[i], `our diff of layer ${i}`);
+        }
+        const ours = await store.mount(top);
+        assertEquals(Object.fromEntries(await treeOf(ours)), theirsTree);
+        await store.unmount(top, false);
+        assertEquals(mountedAt(ours).length, 0);
+      } finally {
+        await store.shutdown(true);
+      }
+    } finally {
+      await removeTree(root);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "overlay interop: mount counts stay right when we and the reference mount and unmount alternately",
+  ignore,
+  fn: async () => {
+    const root = await tempDir("cstest-ovl-interop-");
+    const ref = refRoot(root);
+    const store = await Store.open(storeOptions(root));
+    try {
+      const { layer } = await store.putLayer(
+        undefined,
+        "",
+        [],
+        "",
+        false,
+        undefined,
+        streamOf(buildTar(chain()[0])),
+      );
+      const base = layer.id;
+      const ctr = (await store.createLayer(undefined, base, [], "", true)).id;
+      const refCount = async () =>
+        Number((await reference(ref, ["mounted", ctr])).stdout.match(/(\d+)/)?.[1] ?? "0");
+      const merged = await store.mount(ctr);
+      assertEquals(await store.mounted(ctr), 1);
+      assertEquals((await reference(ref, ["mount", ctr])).stdout.trim(), merged);
+      assertEquals(mountedAt(merged).length, 1, "the reference joins our mount");
+      assertEquals(await store.mounted(ctr), 2);
+      assertEquals(await store.unmount(ctr, false), true);
+      assertEquals(mountedAt(merged).length, 1, "still mounted for the reference");
+      await store.mount(ctr);
+      assertEquals(await store.mounted(ctr), 2);
+      await reference(ref, ["unmount", ctr]);
+      assertEquals(mountedAt(merged).length, 1, "still mounted for us");
+      assertEquals(await refCount(), 1);
+      assertEquals(await store.unmount(ctr, false), false);
+      assertEquals(mountedAt(merged).length, 0);
+      assertEquals(await store.mounted(ctr), 0);
+      // and starting from the reference's side
+      await reference(ref, ["mount", ctr]);
+      assertEquals(await store.mount(ctr), merged);
+      assertEquals(mountedAt(merged).length, 1);
+      await reference(ref, ["unmount", ctr]);
+      assertEquals(mountedAt(merged).length, 1);
+      await store.unmount(ctr, false);
+      assertEquals(mountedAt(merged).length, 0);
+    } finally {
+      await store.shutdown(true);
+      await removeTree(root);
+    }
+  },
+});
