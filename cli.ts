@@ -1,44 +1,212 @@
 /**
- * `containers-storage`-compatible command-line tool.
+ * `containers-storage`-compatible command-line tool: the same commands,
+ * flags, output and exit codes as the reference CLI (containers/storage
+ * 1.43), on stores that both tools share.
+ *
+ * Global flags (`-g`, `-R`, `-s`, `--storage-opt`, `-D`) come before the
+ * command; when none is given the defaults come from storage.conf and
+ * $STORAGE_DRIVER/$STORAGE_OPTS. Every command takes `--help`.
  *
  * @example
  * ```sh
+ * deno run -A cli.ts -g /tmp/g -R /tmp/r -s vfs import-layer -n base -f layer.tar
+ * deno run -A cli.ts -g /tmp/g -R /tmp/r -s vfs layers -j
  * deno run -A cli.ts version
  * ```
  * @module
  */
 
-import denoJson from "./deno.json" with { type: "json" };
+import { defaultStoreOptions, type StoreOptions } from "./lib/config.ts";
+import { Store } from "./lib/store.ts";
+import type { Command, Context } from "./lib/cli/command.ts";
+import { commands, findCommand } from "./lib/cli/commands.ts";
+import { type ErrorHandling, ExitError, FlagError, FlagSet, PROG } from "./lib/cli/flags.ts";
+import { type CliIO, debugLine, goList, stdio } from "./lib/cli/io.ts";
+import { goMessage } from "./lib/cli/messages.ts";
 
-const usage = `Usage: containers-storage command [options [...]]
-
-Commands:
-
-  version                       Return containers-storage version information
-
-Options:
-
-  --debug, -D             Print debugging information
-  --graph, -g             Root of the storage tree
-  --help                  Print usage
-  --run, -R               Root of the runtime state tree
-  --storage-driver, -s    Storage driver to use ($STORAGE_DRIVER)
-  --storage-opt=[]        Set storage driver options ($STORAGE_OPTS)
-`;
-
-/** Runs the CLI with `args` and returns the process exit code. */
-export function main(args: string[]): number {
-  const cmd = args.find((a) => !a.startsWith("-"));
-  if (args.includes("--help") || args.includes("-h") || cmd === undefined) {
-    console.log(usage);
-    return cmd === undefined && !args.includes("--help") ? 1 : 0;
-  }
-  if (cmd === "version") {
-    console.log(`Version: ${denoJson.version}`);
-    return 0;
-  }
-  console.error(`containers-storage: unrecognized command "${cmd}"`);
-  return 1;
+/** The options the global flags set. */
+interface GlobalOptions {
+  runRoot: string;
+  graphRoot: string;
+  graphDriverName: string;
+  graphDriverOptions: string[];
+  debug: boolean;
 }
 
-if (import.meta.main) Deno.exit(main(Deno.args));
+/** Store options other than the ones the global flags set, when the flags replace the defaults. */
+const EMPTY_OPTIONS: StoreOptions = {
+  runRoot: "",
+  graphRoot: "",
+  graphDriverName: "",
+  graphDriverOptions: [],
+  uidMap: [],
+  gidMap: [],
+  imageStores: [],
+};
+
+/** A flag set with the global flags, their defaults being the current options. */
+function globalFlags(name: string, eh: ErrorHandling, o: GlobalOptions, io: CliIO): FlagSet {
+  const fs = new FlagSet(name, eh, io);
+  fs.string(["-run", "R"], o.runRoot, "Root of the runtime state tree");
+  fs.string(["-graph", "g"], o.graphRoot, "Root of the storage tree");
+  fs.string(["-storage-driver", "s"], o.graphDriverName, "Storage driver to use ($STORAGE_DRIVER)");
+  fs.list(["-storage-opt"], o.graphDriverOptions, "Set storage driver options ($STORAGE_OPTS)");
+  fs.bool(["-debug", "D"], o.debug, "Print debugging information");
+  return fs;
+}
+
+function readGlobals(fs: FlagSet, o: GlobalOptions): void {
+  o.runRoot = fs.getString("run");
+  o.graphRoot = fs.getString("graph");
+  o.graphDriverName = fs.getString("storage-driver");
+  o.graphDriverOptions = fs.getList("storage-opt");
+  o.debug = fs.getBool("debug");
+}
+
+function programUsage(fs: FlagSet, io: CliIO): void {
+  let text = `Usage: ${PROG} command [options [...]]\n\nCommands:\n\n`;
+  for (const c of commands) text += `  ${c.names[0].padEnd(30)}${c.usage}\n`;
+  io.out.write(text + "\nOptions:\n");
+  fs.out.write(fs.printDefaults());
+}
+
+function commandUsage(fs: FlagSet, name: string, c: Command, io: CliIO): void {
+  io.out.write(`Usage: ${PROG} ${name} ${c.optionsHelp}\n\n${c.usage}\n\nOptions:\n`);
+  fs.out.write(fs.printDefaults());
+}
+
+/**
+ * Opens the store as the reference's GetStore does: with neither root given
+ * it fails; a missing one is taken from the defaults. Returns the error text on failure.
+ */
+async function openStore(o: GlobalOptions, defaults?: StoreOptions): Promise<Store | string> {
+  if (!o.graphRoot && !o.runRoot) {
+    return "no storage runroot or graphroot specified: missing necessary StoreOptions";
+  }
+  try {
+    const d = defaults ?? await defaultStoreOptions();
+    return await Store.open({
+      ...(defaults ?? EMPTY_OPTIONS),
+      graphRoot: o.graphRoot || d.graphRoot,
+      runRoot: o.runRoot || d.runRoot,
+      graphDriverName: o.graphDriverName,
+      graphDriverOptions: o.graphDriverOptions,
+    });
+  } catch (e) {
+    return goMessage(e);
+  }
+}
+
+/** Runs the CLI with `args` (without the program name); resolves to the exit code. */
+export async function main(args: string[], io: CliIO = stdio): Promise<number> {
+  try {
+    return await run(args, io);
+  } catch (e) {
+    if (e instanceof ExitError) return e.code;
+    throw e;
+  }
+}
+
+async function run(args: string[], io: CliIO): Promise<number> {
+  const o: GlobalOptions = {
+    runRoot: "",
+    graphRoot: "",
+    graphDriverName: "",
+    graphDriverOptions: [],
+    debug: false,
+  };
+  const top = globalFlags(PROG, "continue", o, io);
+  top.usage = () => programUsage(top, io);
+  if (args.length === 0) {
+    top.usage();
+    return 1;
+  }
+  top.bool(["#help", "-help"], false, "Print usage");
+  try {
+    top.parse(args);
+  } catch (e) {
+    if (!(e instanceof FlagError)) throw e;
+    io.out.write(`${e.message} while parsing arguments (1)\n`);
+    top.usage();
+    return 1;
+  }
+  if (top.getBool("help")) {
+    top.useStdout();
+    top.usage();
+    return 0;
+  }
+  readGlobals(top, o);
+  let storeOptions: StoreOptions | undefined;
+  let configError: string | undefined;
+  if (!o.graphRoot && !o.runRoot && !o.graphDriverName && o.graphDriverOptions.length === 0) {
+    try {
+      storeOptions = await defaultStoreOptions();
+    } catch (e) {
+      // Reported when a command opens the store, so --help still works.
+      configError = goMessage(e);
+      storeOptions = { ...EMPTY_OPTIONS, graphDriverOptions: [] };
+    }
+    o.graphRoot = storeOptions.graphRoot;
+    o.runRoot = storeOptions.runRoot;
+    o.graphDriverName = storeOptions.graphDriverName;
+    o.graphDriverOptions = [...storeOptions.graphDriverOptions];
+  }
+  if (top.args.length === 0) {
+    top.usage();
+    return 1;
+  }
+  const name = top.args[0];
+  const command = findCommand(name);
+  if (!command) {
+    io.out.write(`${name}: unrecognized command.\n`);
+    return 1;
+  }
+  const fs = globalFlags(name, "exit", o, io);
+  command.addFlags?.(fs);
+  fs.usage = () => commandUsage(fs, name, command, io);
+  fs.parse(top.args.slice(1));
+  const rest = fs.args;
+  if (command.minArgs !== 0 && rest.length < command.minArgs) {
+    io.out.write(`${name}: more arguments required.\n`);
+    fs.usage();
+    return 1;
+  }
+  if (command.maxArgs !== 0 && rest.length > command.maxArgs) {
+    io.out.write(`${name}: too many arguments (${goList(rest)}).\n`);
+    fs.usage();
+    return 1;
+  }
+  readGlobals(fs, o);
+  if (o.debug) {
+    io.err.write(debugLine(`Root: ${o.graphRoot}`));
+    io.err.write(debugLine(`Run Root: ${o.runRoot}`));
+    io.err.write(debugLine(`Driver Name: ${o.graphDriverName}`));
+    io.err.write(debugLine(`Driver Options: ${goList(o.graphDriverOptions)}`));
+  }
+  const ctx: Context = {
+    name,
+    args: rest,
+    flags: fs,
+    io,
+    get store(): Store {
+      throw new Error(`${name} runs without a store`);
+    },
+  };
+  if (!command.storeless) {
+    const store = configError ?? await openStore(o, storeOptions);
+    if (typeof store === "string") {
+      io.out.write(`error initializing: ${store}\n`);
+      return 1;
+    }
+    Object.defineProperty(ctx, "store", { value: store });
+  }
+  try {
+    return await command.action(ctx);
+  } catch (e) {
+    if (e instanceof ExitError) throw e;
+    io.err.write(`${goMessage(e)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

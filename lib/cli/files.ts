@@ -1,0 +1,67 @@
+/**
+ * Streaming input and output for commands that move layer-sized data
+ * (import-layer, applydiff, diff, get-/set-layer-data): data flows chunk by
+ * chunk between stdin/stdout or a file and the store, never whole in memory.
+ *
+ * @example
+ * ```ts ignore
+ * import { openInput, writeStream } from "./files.ts";
+ * const input = await openInput(""); // stdin
+ * await writeStream(input.stream, "/tmp/copy", stdio.out);
+ * ```
+ * @module
+ */
+
+import type { Sink } from "./io.ts";
+import { pathError } from "./messages.ts";
+
+/** An input stream and how to release it. */
+export interface Input {
+  /** The data. */
+  stream: ReadableStream<Uint8Array>;
+  /** Closes the file if the stream was not read to the end. */
+  close(): void;
+}
+
+/** Opens `path` for reading, or stdin when `path` is "". Errors read like Go's ("open /x: …"). */
+export async function openInput(path: string): Promise<Input> {
+  if (path === "") return { stream: Deno.stdin.readable, close: () => {} };
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path);
+  } catch (e) {
+    throw pathError("open", path, e);
+  }
+  return {
+    stream: file.readable,
+    close: () => {
+      try {
+        file.close();
+      } catch {
+        // already closed by reading the stream to its end
+      }
+    },
+  };
+}
+
+/** Creates (or truncates) `path` like Go's os.Create (mode 0666 before umask). */
+export async function createOutput(path: string): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(path, { write: true, create: true, truncate: true, mode: 0o666 });
+  } catch (e) {
+    throw pathError("open", path, e);
+  }
+}
+
+/** Copies `stream` to the open `file` (closing it), or to `sink` when no file is given. */
+export async function writeStream(
+  stream: ReadableStream<Uint8Array>,
+  file: Deno.FsFile | undefined,
+  sink: Sink,
+): Promise<void> {
+  if (file) {
+    await stream.pipeTo(file.writable);
+    return;
+  }
+  for await (const chunk of stream) sink.write(chunk);
+}

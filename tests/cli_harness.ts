@@ -1,0 +1,110 @@
+/**
+ * Test harness for comparing our CLI with the reference `containers-storage`:
+ * twin stores (one written by each tool, same explicit layer IDs) and output
+ * normalisation (store paths, creation times) so outputs compare byte for byte.
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { referenceCli, removeTree, run, type RunResult, tempDir } from "./helpers.ts";
+
+const cli = new URL("../cli.ts", import.meta.url).pathname;
+
+/** A store root: graph and run directories under one temporary directory. */
+export interface Root {
+  /** The temporary directory holding both. */
+  dir: string;
+  /** Graph root. */
+  graph: string;
+  /** Run root. */
+  run: string;
+}
+
+/** Creates an empty store root. */
+export async function newRoot(prefix = "cli-"): Promise<Root> {
+  const dir = await tempDir(prefix);
+  return { dir, graph: `${dir}/graph`, run: `${dir}/run` };
+}
+
+/** Removes a store root (unmounting what is mounted below it). */
+export async function dropRoot(root: Root): Promise<void> {
+  await removeTree(root.dir);
+}
+
+/** Options for one CLI run. */
+export interface CsOpts {
+  /** Bytes for stdin. */
+  stdin?: Uint8Array;
+  /** Environment additions. */
+  env?: Record<string, string>;
+}
+
+/** Runs our CLI on `root` with the vfs driver. */
+export function ours(root: Root, args: string[], opts: CsOpts = {}): Promise<RunResult> {
+  return run(
+    Deno.execPath(),
+    ["run", "-A", cli, "-g", root.graph, "-R", root.run, "-s", "vfs", ...args],
+    opts,
+  );
+}
+
+/** Runs the reference CLI on `root` with the vfs driver. */
+export function theirs(root: Root, args: string[], opts: CsOpts = {}): Promise<RunResult> {
+  // By name, so that its argv[0] (quoted in its messages) is "containers-storage".
+  return run("bash", [
+    "-c",
+    'exec -a containers-storage "$0" "$@"',
+    referenceCli!,
+    ...["-g", root.graph, "-R", root.run, "-s", "vfs", ...args],
+  ], opts);
+}
+
+/** Replaces the root's paths by "ROOT" and creation times by "T". */
+export function normalize(r: RunResult, root: Root): RunResult {
+  const fix = (s: string) =>
+    s.replaceAll(root.dir, "ROOT").replace(/"created":"[^"]*"/g, '"created":"T"');
+  return { code: r.code, stdout: fix(r.stdout), stderr: fix(r.stderr) };
+}
+
+/** Runs `args` with our CLI on `a` and the reference on `b` and asserts equal (normalised) results. */
+export async function sameOn(
+  a: Root,
+  b: Root,
+  args: string[],
+  opts: CsOpts = {},
+): Promise<RunResult> {
+  const r1 = normalize(await ours(a, args, opts), a);
+  const r2 = normalize(await theirs(b, args, opts), b);
+  assert.deepEqual(r1, r2, `containers-storage ${args.join(" ")}`);
+  return r1;
+}
+
+/** Runs `args` with both tools on the same store and asserts identical results. */
+export async function sameOnOne(root: Root, args: string[], opts: CsOpts = {}): Promise<RunResult> {
+  const r1 = await ours(root, args, opts);
+  const r2 = await theirs(root, args, opts);
+  assert.deepEqual(r1, r2, `containers-storage ${args.join(" ")}`);
+  return r1;
+}
+
+/** A small layer tarball (dirs, files, a symlink, a hardlink) made with tar(1). */
+export async function makeTarball(dir: string, name: string, files: Record<string, string>) {
+  const src = `${dir}/src-${name}`;
+  await Deno.mkdir(src, { recursive: true });
+  for (const [path, content] of Object.entries(files)) {
+    await Deno.mkdir(`${src}/${path}`.replace(/\/[^/]*$/, ""), { recursive: true });
+    await Deno.writeTextFile(`${src}/${path}`, content);
+  }
+  const tar = `${dir}/${name}.tar`;
+  const r = await run("tar", ["-C", src, "--sort=name", "-cf", tar, "."]);
+  assert.equal(r.code, 0, r.stderr);
+  return tar;
+}
+
+/** Fixed layer IDs, so both stores hold the same layers. */
+export const ID = {
+  base: "1".repeat(63) + "a",
+  mid: "2".repeat(63) + "b",
+  top: "3".repeat(63) + "c",
+  extra: "4".repeat(63) + "d",
+};

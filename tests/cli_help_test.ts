@@ -1,0 +1,117 @@
+/**
+ * The CLI's usage texts, flag errors and argument-count errors, compared
+ * byte for byte (stdout, stderr, exit code) with the reference CLI.
+ */
+import assert from "node:assert/strict";
+import { commands } from "../lib/cli/commands.ts";
+import { referenceCli, run, type RunResult } from "./helpers.ts";
+
+const cli = new URL("../cli.ts", import.meta.url).pathname;
+const noReference = referenceCli === undefined;
+const store = ["-g", "/tmp/cli-help-g", "-R", "/tmp/cli-help-r", "-s", "vfs"];
+
+function ours(args: string[], env?: Record<string, string>): Promise<RunResult> {
+  return run(Deno.execPath(), ["run", "-A", cli, ...args], { env });
+}
+
+function theirs(args: string[], env?: Record<string, string>): Promise<RunResult> {
+  // By name, so that its argv[0] (quoted in its messages) is "containers-storage".
+  return run("bash", ["-c", 'exec -a containers-storage "$0" "$@"', referenceCli!, ...args], {
+    env,
+  });
+}
+
+async function same(args: string[]): Promise<void> {
+  const [a, b] = await Promise.all([ours(args), theirs(args)]);
+  assert.deepEqual(a, b, `output of ${args.join(" ")}`);
+}
+
+Deno.test({
+  name: "cli help: every command's --help matches the reference",
+  ignore: noReference,
+  async fn() {
+    for (const c of commands) {
+      for (const name of c.names) await same([...store, name, "--help"]);
+    }
+  },
+});
+
+Deno.test({
+  name: "cli help: -h, global flags after the command, and --storage-opt defaults",
+  ignore: noReference,
+  async fn() {
+    await same([...store, "layers", "-h"]);
+    await same([...store, "--storage-opt", "vfs.ignore_chown_errors=true", "diff", "--help"]);
+    await same(["-g", "/tmp/cli-help-g", "layers", "--help"]);
+    await same(["-D", ...store, "create-layer", "--storage-opt=a=b", "--help"]);
+  },
+});
+
+/** Our program usage is the reference's, minus the commands we do not have (yet). */
+function onlyOurCommands(text: string): string {
+  const names = new Set(commands.map((c) => c.names[0]));
+  return text.split("\n").filter((line) => {
+    const m = line.match(/^ {2}(\S+) {2,}/);
+    return !m || line.startsWith("  -") || names.has(m[1]);
+  }).join("\n");
+}
+
+Deno.test({
+  name: "cli help: program usage (--help, no arguments, -h, bad flag, flags only)",
+  ignore: noReference,
+  async fn() {
+    for (
+      const [args, code] of [
+        [["--help"], 0],
+        [[], 1],
+        [["-h"], 1],
+        [["--bogus", "layers"], 1],
+        [store, 1],
+      ] as const
+    ) {
+      const [a, b] = await Promise.all([ours([...args]), theirs([...args])]);
+      assert.equal(a.code, code);
+      assert.equal(b.code, code);
+      assert.equal(a.stdout, onlyOurCommands(b.stdout), `stdout of ${args.join(" ")}`);
+      assert.equal(a.stderr, onlyOurCommands(b.stderr), `stderr of ${args.join(" ")}`);
+    }
+  },
+});
+
+Deno.test({
+  name: "cli help: flag and argument errors match the reference",
+  ignore: noReference,
+  async fn() {
+    const cases = [
+      ["layers", "--bogus"],
+      ["layers", "-q"],
+      ["layers", "-jx"],
+      ["layers", "-j=maybe"],
+      ["diff", "-f"],
+      ["layer"],
+      ["get-names", "a", "b"],
+      ["get-layer-data", "a"],
+      ["applydiff", "a", "b"],
+      ["status", "extra"],
+      ["frobnicate"],
+    ];
+    for (const args of cases) await same([...store, ...args]);
+  },
+});
+
+Deno.test("cli help: unknown command is reported on stdout with exit 1", async () => {
+  const r = await ours([...store, "frobnicate"]);
+  assert.deepEqual([r.code, r.stdout, r.stderr], [1, "frobnicate: unrecognized command.\n", ""]);
+});
+
+Deno.test("cli help: a command's --help exits 125 with usage on stdout, options on stderr", async () => {
+  const r = await ours([...store, "diffsize", "--help"]);
+  assert.equal(r.code, 125);
+  assert.equal(
+    r.stdout,
+    "Usage: containers-storage diffsize [options [...]] layerNameOrID [referenceLayerNameOrID]\n\n" +
+      "Compare two layers\n\nOptions:\n",
+  );
+  assert.match(r.stderr, /^\n {2}--debug, -D {2,}Print debugging information\n/);
+  assert.match(r.stderr, /--graph, -g=\/tmp\/cli-help-g +Root of the storage tree\n/);
+});
