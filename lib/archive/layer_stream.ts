@@ -96,7 +96,14 @@ export function inspectLayer(
           const d = await decompressStream(input.pipeThrough(compressed));
           compression = d.compression;
           reader = d.stream.pipeThrough(uncompressed)
-            .pipeThrough(new TarSplitPacker(tarSplitSink, { onHeader }))
+            .pipeThrough(
+              new TarSplitPacker(tarSplitSink, {
+                onHeader,
+                // Matches what containers-storage 1.43 records for each format.
+                finalEmptySegment: compression !== Compression.Xz &&
+                  compression !== Compression.Zstd,
+              }),
+            )
             .getReader();
         }
         const r = await reader.read();

@@ -111,6 +111,13 @@ class Bytes {
 export interface TarSplitPackerOptions {
   /** Called with each entry's header, in order. */
   onHeader?: (header: TarHeader) => void;
+  /**
+   * Record the final empty segment (default true). tar-split records one
+   * more segment for the read that returns end-of-file; it is absent when the
+   * reference's decompressor returns end-of-file together with the last
+   * bytes (its xz and zstd readers do).
+   */
+  finalEmptySegment?: boolean;
 }
 
 /**
@@ -210,8 +217,7 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
           parser.end();
           flushSegment();
           if (tail.len) segment(tail.take());
-          // tar-split's last read of the tail returns nothing and is still recorded.
-          segment(new Uint8Array(0));
+          if (opts.finalEmptySegment ?? true) segment(new Uint8Array(0));
           await drain(true);
           await w.close();
           await piped;
