@@ -1,7 +1,8 @@
 /**
  * The overlay storage driver: each layer is a `diff` directory, stacked
  * with kernel overlayfs at mount time (see layout.ts for the on-disk form,
- * mounting.ts for how mounts are made, features.ts for host probing).
+ * mounting.ts for how mounts are made, init.ts and features.ts for host
+ * probing).
  *
  * @example
  * ```ts ignore
@@ -24,34 +25,14 @@ import type {
   FileGetter,
   MountOpts,
 } from "../driver.ts";
-import type { IDMappings } from "../../lib/idmap.ts";
-import { toHost } from "../../lib/idmap.ts";
-import {
-  ErrConfig,
-  ErrDriverNotSupported,
-  ErrLayerUnknown,
-  ErrNotSupported,
-} from "../../lib/errors.ts";
-import { getpagesize, statfs } from "../../ffi/fs.ts";
+import { type IDMappings, toHost } from "../../lib/idmap.ts";
+import { ErrLayerUnknown, ErrNotSupported } from "../../lib/errors.ts";
+import { getpagesize } from "../../ffi/fs.ts";
 import { applyTar } from "../../lib/archive/apply.ts";
 import { changesDirs, changesOverlay, changesSize } from "../../lib/archive/changes.ts";
 import { exportChanges } from "../../lib/archive/export.ts";
-import {
-  formatMountLabel,
-  type OverlayOptions,
-  parseOverlayOptions,
-  splitMountOptions,
-} from "./options.ts";
-import {
-  backingFsName,
-  FS_MAGIC_XFS,
-  INCOMPATIBLE_FS,
-  probeMetacopy,
-  probeNativeDiff,
-  probeOverlay,
-  readFeature,
-  recordFeature,
-} from "./features.ts";
+import { formatMountLabel, type OverlayOptions, splitMountOptions } from "./options.ts";
+import { type HostFeatures, setUpHost } from "./init.ts";
 import {
   exists,
   generateLinkID,
@@ -63,8 +44,8 @@ import {
 } from "./layout.ts";
 import {
   appendMappings,
+  detachMountsUnder,
   isOverlayMounted,
-  makePrivate,
   mountOverlay,
   mountRelative,
   mountWithProgram,
@@ -72,39 +53,11 @@ import {
   unmountDetach,
   unmountProgramMount,
 } from "./mounting.ts";
+import { KeyedMutex } from "./keyed_mutex.ts";
 import { chownByMaps, diffName, rotateDiffs } from "./idmap.ts";
 import { DiffDirsGetter, directorySize, releaseAfter } from "./diff.ts";
 
 const DEFAULT_PERMS = 0o555;
-const MOUNT_PROGRAM_FLAG_FILE = ".has-mount-program";
-
-/** Serializes operations per layer ID inside this process. */
-class KeyedMutex {
-  #tails = new Map<string, Promise<void>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => release = r);
-    const tail = prev.then(() => mine);
-    this.#tails.set(key, tail);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
-    }
-  }
-}
-
-interface Probed {
-  backingFs: string;
-  supportsDType: boolean;
-  usingMetacopy: boolean;
-  naiveDiff: boolean;
-  projectQuota: boolean;
-}
 
 /** The overlay driver; build it with {@linkcode OverlayDriver.init}. */
 export class OverlayDriver implements Driver {
@@ -118,7 +71,7 @@ export class OverlayDriver implements Driver {
     readonly home: string,
     readonly runHome: string,
     private readonly opts: OverlayOptions,
-    private readonly probed: Probed,
+    private readonly probed: HostFeatures,
     private readonly defaultMappings: IDMappings | undefined,
   ) {
     this.#layout = new Layout(home, opts.imageStores);
@@ -133,101 +86,8 @@ export class OverlayDriver implements Driver {
    * when overlay cannot work here, naming the cause.
    */
   static async init(config: DriverConfig): Promise<OverlayDriver> {
-    let opts: OverlayOptions;
-    try {
-      opts = parseOverlayOptions(config.options);
-    } catch (e) {
-      throw new ErrConfig(undefined, { cause: e }, (e as Error).message);
-    }
-    for (const s of config.additionalImageStores ?? []) {
-      if (!opts.imageStores.includes(s)) opts.imageStores.push(s);
-    }
-    if (opts.forceMask !== undefined && opts.mountProgram === "") {
-      throw new ErrConfig(
-        undefined,
-        undefined,
-        "'force_mask' is supported only with 'mount_program'",
-      );
-    }
-    const { home, runHome } = config;
-    await Deno.mkdir(home, { recursive: true, mode: 0o700 });
-    const magic = statfs(home).type >>> 0;
-    const backingFs = backingFsName(magic);
-    await Deno.mkdir(`${home}/${LINK_DIR}`, { recursive: true, mode: 0o755 });
-    await Deno.mkdir(runHome, { recursive: true, mode: 0o700 });
-
-    let native: { supported: boolean; text: string } | undefined;
-    if (opts.mountProgram === "") {
-      native = await OverlayDriver.#overlaySupport(home, runHome, backingFs);
-      if (!native.supported) opts.mountProgram = (await lookPath("fuse-overlayfs")) ?? "";
-    }
-    await Deno.writeTextFile(
-      `${home}/${MOUNT_PROGRAM_FLAG_FILE}`,
-      String(opts.mountProgram !== ""),
-      {
-        mode: 0o600,
-      },
-    );
-
-    let usingMetacopy = false;
-    let naiveDiff = true;
-    if (opts.mountProgram === "") {
-      if (INCOMPATIBLE_FS.has(magic)) {
-        throw new ErrDriverNotSupported(
-          undefined,
-          undefined,
-          `'overlay' is not supported over ${backingFs}, a mount_program is required: backing file system is unsupported for this graph driver`,
-        );
-      }
-      if (native && !native.supported) {
-        throw new ErrDriverNotSupported(undefined, undefined, native.text);
-      }
-      usingMetacopy = await cached(runHome, `metacopy(${opts.mountOptions})`, async () => {
-        const on = await probeMetacopy(home, opts.mountOptions);
-        return { supported: on, text: "" };
-      });
-      naiveDiff = !(await cached(runHome, `native-diff(${opts.mountOptions})`, async () => {
-        const why = await probeNativeDiff(home, opts.mountOptions);
-        return why === undefined ? { supported: true, text: "" } : {
-          supported: false,
-          text:
-            `Not using native diff for overlay, this may cause degraded performance for building images: ${why}`,
-        };
-      }));
-    }
-
-    if (opts.quotaSize > 0 || opts.quotaInodes > 0) {
-      throw new ErrConfig(
-        undefined,
-        undefined,
-        magic === FS_MAGIC_XFS
-          ? "storage options overlay.size and overlay.inodes not supported. Filesystem does not support Project Quota: project quotas are not implemented by this driver"
-          : `storage option overlay.size and overlay.inodes only supported for backingFS XFS. Found ${backingFs}`,
-      );
-    }
-    if (!opts.skipMountHome) await makePrivate(home);
-    return new OverlayDriver(home, runHome, opts, {
-      backingFs,
-      supportsDType: true,
-      usingMetacopy,
-      naiveDiff,
-      projectQuota: false,
-    }, config.idMappings);
-  }
-
-  static async #overlaySupport(
-    home: string,
-    runHome: string,
-    backingFs: string,
-  ): Promise<{ supported: boolean; text: string }> {
-    const hit = await readFeature(runHome, "overlay");
-    if (hit) return hit;
-    const why = await probeOverlay(home, backingFs);
-    const result = why === undefined
-      ? { supported: true, text: "" }
-      : { supported: false, text: `kernel does not support overlay fs: ${why}` };
-    await recordFeature(runHome, "overlay", result.supported, result.text);
-    return result;
+    const { opts, features } = await setUpHost(config);
+    return new OverlayDriver(config.home, config.runHome, opts, features, config.idMappings);
   }
 
   /** The pairs `containers-storage status` prints for overlay. */
@@ -395,7 +255,12 @@ export class OverlayDriver implements Driver {
     const lowerText = await readOptional(`${dir}/${LOWER_FILE}`);
     const links = lowerText ? lowerText.split(":") : [];
     if (links.length > MAX_DEPTH) throw new Error("max depth exceeded");
-    const { abs, rel, perms } = await this.#resolveLowers(id, dir, links);
+    const { abs, rel, perms } = await this.#layout.mountLowers(
+      id,
+      dir,
+      links,
+      this.opts.forceMask ?? DEFAULT_PERMS,
+    );
 
     const uid = toHost(0, this.defaultMappings?.uidMap ?? []);
     const gid = toHost(0, this.defaultMappings?.gidMap ?? []);
@@ -462,60 +327,6 @@ export class OverlayDriver implements Driver {
         { cause: e },
       );
     }
-  }
-
-  /** Absolute and home-relative lower paths (older diffN generations first), and the diff permissions. */
-  async #resolveLowers(
-    id: string,
-    dir: string,
-    links: string[],
-  ): Promise<{ abs: string[]; rel: string[]; perms: number }> {
-    const abs: string[] = [];
-    const rel: string[] = [];
-    let perms: number | undefined;
-    for (let n = 1; await exists(`${dir}/${diffName(n)}`); n++) {
-      perms ??= (await Deno.stat(`${dir}/${diffName(n)}`)).mode! & 0o7777;
-      abs.push(`${dir}/${diffName(n)}`);
-      rel.push(`${id}/${diffName(n)}`);
-    }
-    for (const l of links) {
-      if (l === "") continue;
-      let lower = `${this.home}/${l}`;
-      let st = await Deno.stat(lower).catch(() => undefined);
-      if (!st) {
-        let found = false;
-        for (const h of this.#layout.storeHomes) {
-          st = await Deno.stat(`${h}/${l}`).catch(() => undefined);
-          if (st) {
-            lower = `${h}/${l}`;
-            found = true;
-            break;
-          }
-        }
-        if (!found) {
-          // short links are lost on a crash before they reach the disk: rebuild them
-          await this.#layout.recreateLinks();
-          st = await Deno.stat(lower).catch((e) => {
-            throw new Error(
-              `can't stat lower layer ${JSON.stringify(lower)}: ${(e as Error).message}`,
-              { cause: e },
-            );
-          });
-        }
-      }
-      perms ??= st!.mode! & 0o7777;
-      abs.push(lower);
-      rel.push(l);
-      for (let n = 1; await exists(`${lower}/../${diffName(n)}`); n++) {
-        abs.push(`${lower}/../${diffName(n)}`);
-        rel.push(`${l}/../${diffName(n)}`);
-      }
-    }
-    if (abs.length === 0) {
-      abs.push(`${dir}/empty`);
-      rel.push(`${id}/empty`);
-    }
-    return { abs, rel, perms: perms ?? this.opts.forceMask ?? DEFAULT_PERMS };
   }
 
   /** Drops one use of the layer's mount; the last one unmounts (lazily) and removes `merged`. */
@@ -731,39 +542,4 @@ export class OverlayDriver implements Driver {
 async function mkdirOwned(path: string, mode: number, uid: number, gid: number): Promise<void> {
   await Deno.mkdir(path, { mode });
   await Deno.chown(path, uid, gid);
-}
-
-async function cached(
-  runHome: string,
-  feature: string,
-  probe: () => Promise<{ supported: boolean; text: string }>,
-): Promise<boolean> {
-  const hit = await readFeature(runHome, feature);
-  if (hit) return hit.supported;
-  const r = await probe();
-  await recordFeature(runHome, feature, r.supported, r.text);
-  return r.supported;
-}
-
-async function lookPath(cmd: string): Promise<string | undefined> {
-  for (const d of (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
-    if (d === "") continue;
-    try {
-      const st = await Deno.stat(`${d}/${cmd}`);
-      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return `${d}/${cmd}`;
-    } catch {
-      // not in this directory
-    }
-  }
-  return undefined;
-}
-
-/** Lazily unmounts every mount at or below `dir`, deepest first. */
-async function detachMountsUnder(dir: string): Promise<void> {
-  const info = await Deno.readTextFile("/proc/self/mountinfo");
-  const points = info.split("\n").map((l) => l.split(" ")[4]).filter((m): m is string =>
-    m !== undefined && (m === dir || m.startsWith(dir + "/"))
-  ).map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
-    .sort((a, b) => b.length - a.length);
-  for (const p of points) unmountDetach(p);
 }

@@ -31,6 +31,8 @@ export const MAX_DEPTH = 128;
 /** Length of a short link name. */
 export const ID_LENGTH = 26;
 
+import { diffName } from "./idmap.ts";
+
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /** A random short link name: 26 upper-case base32 characters (17 random bytes encoded). */
@@ -142,6 +144,66 @@ export class Layout {
       out.push(normalize(`${linkPath.slice(0, linkPath.lastIndexOf("/"))}/${target}`));
     }
     return out;
+  }
+
+  /**
+   * Lower directories for mounting `id` (whose `lower` entries are `links`):
+   * absolute paths (short links, unresolved, as the reference passes them)
+   * and paths relative to the home, older `diffN` generations of the layer
+   * first; plus the permissions its `diff` should get (from the first lower).
+   */
+  async mountLowers(
+    id: string,
+    dir: string,
+    links: string[],
+    defaultPerms: number,
+  ): Promise<{ abs: string[]; rel: string[]; perms: number }> {
+    const abs: string[] = [];
+    const rel: string[] = [];
+    let perms: number | undefined;
+    for (let n = 1; await exists(`${dir}/${diffName(n)}`); n++) {
+      perms ??= (await Deno.stat(`${dir}/${diffName(n)}`)).mode! & 0o7777;
+      abs.push(`${dir}/${diffName(n)}`);
+      rel.push(`${id}/${diffName(n)}`);
+    }
+    for (const l of links) {
+      if (l === "") continue;
+      let lower = `${this.home}/${l}`;
+      let st = await Deno.stat(lower).catch(() => undefined);
+      if (!st) {
+        let found = false;
+        for (const h of this.storeHomes) {
+          st = await Deno.stat(`${h}/${l}`).catch(() => undefined);
+          if (st) {
+            lower = `${h}/${l}`;
+            found = true;
+            break;
+          }
+        }
+        if (!found) {
+          // short links are lost on a crash before they reach the disk: rebuild them
+          await this.recreateLinks();
+          st = await Deno.stat(lower).catch((e) => {
+            throw new Error(
+              `can't stat lower layer ${JSON.stringify(lower)}: ${(e as Error).message}`,
+              { cause: e },
+            );
+          });
+        }
+      }
+      perms ??= st!.mode! & 0o7777;
+      abs.push(lower);
+      rel.push(l);
+      for (let n = 1; await exists(`${lower}/../${diffName(n)}`); n++) {
+        abs.push(`${lower}/../${diffName(n)}`);
+        rel.push(`${l}/../${diffName(n)}`);
+      }
+    }
+    if (abs.length === 0) {
+      abs.push(`${dir}/empty`);
+      rel.push(`${id}/empty`);
+    }
+    return { abs, rel, perms: perms ?? defaultPerms };
   }
 
   /** Recreates every missing `l/<link>` symlink of the layers in the home. */

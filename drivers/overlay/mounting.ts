@@ -176,3 +176,13 @@ export function appendMappings(opts: string, uidMap: IDMap[], gidMap: IDMap[]): 
       : `${kind}mapping=` + m.map((i) => `${i.container_id}:${i.host_id}:${i.size}`).join(":");
   return `${opts},${fmt("uid", uidMap)},${fmt("gid", gidMap)}`;
 }
+
+/** Lazily unmounts every mount at or below `dir`, deepest first. */
+export async function detachMountsUnder(dir: string): Promise<void> {
+  const info = await Deno.readTextFile("/proc/self/mountinfo");
+  const points = info.split("\n").map((l) => l.split(" ")[4]).filter((m): m is string =>
+    m !== undefined && (m === dir || m.startsWith(dir + "/"))
+  ).map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .sort((a, b) => b.length - a.length);
+  for (const p of points) unmountDetach(p);
+}

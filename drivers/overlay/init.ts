@@ -1,0 +1,179 @@
+/**
+ * Setting up the overlay driver on a host: parsing its options, creating
+ * the driver home (`l/` inside it) and run home, probing what the kernel
+ * and the backing filesystem support (cached in the run home), recording
+ * whether a mount program is in use (`.has-mount-program`, read by the
+ * reference), and making the home a private mount.
+ *
+ * @example
+ * ```ts ignore
+ * const { opts, features } = await setUpHost({ home, runHome, options: [] });
+ * console.log(features.backingFs, features.naiveDiff);
+ * ```
+ * @module
+ */
+
+import type { DriverConfig } from "../driver.ts";
+import { ErrConfig, ErrDriverNotSupported } from "../../lib/errors.ts";
+import { statfs } from "../../ffi/fs.ts";
+import { type OverlayOptions, parseOverlayOptions } from "./options.ts";
+import {
+  backingFsName,
+  FS_MAGIC_XFS,
+  INCOMPATIBLE_FS,
+  probeMetacopy,
+  probeNativeDiff,
+  probeOverlay,
+  readFeature,
+  recordFeature,
+} from "./features.ts";
+import { LINK_DIR } from "./layout.ts";
+import { makePrivate } from "./mounting.ts";
+
+const MOUNT_PROGRAM_FLAG_FILE = ".has-mount-program";
+
+/** What the host offers overlay, as `status` reports it. */
+export interface HostFeatures {
+  /** Name of the filesystem under the driver home ("extfs", "xfs", …). */
+  backingFs: string;
+  /** Directory entries carry their type. */
+  supportsDType: boolean;
+  /** Overlay copies up metadata only (metacopy=on). */
+  usingMetacopy: boolean;
+  /** Diffs must be computed by comparing mounts instead of reading diff/. */
+  naiveDiff: boolean;
+  /** Project quotas (overlay.size) are available. */
+  projectQuota: boolean;
+}
+
+/**
+ * Prepares the driver home and run home, probes (or reads cached) host
+ * features, and makes the home a private mount.
+ * @throws {ErrConfig} for bad options; {@linkcode ErrDriverNotSupported}
+ * when overlay cannot work here, naming the cause.
+ */
+export async function setUpHost(
+  config: DriverConfig,
+): Promise<{ opts: OverlayOptions; features: HostFeatures }> {
+  let opts: OverlayOptions;
+  try {
+    opts = parseOverlayOptions(config.options);
+  } catch (e) {
+    throw new ErrConfig(undefined, { cause: e }, (e as Error).message);
+  }
+  for (const s of config.additionalImageStores ?? []) {
+    if (!opts.imageStores.includes(s)) opts.imageStores.push(s);
+  }
+  if (opts.forceMask !== undefined && opts.mountProgram === "") {
+    throw new ErrConfig(
+      undefined,
+      undefined,
+      "'force_mask' is supported only with 'mount_program'",
+    );
+  }
+  const { home, runHome } = config;
+  await Deno.mkdir(home, { recursive: true, mode: 0o700 });
+  const magic = statfs(home).type >>> 0;
+  const backingFs = backingFsName(magic);
+  await Deno.mkdir(`${home}/${LINK_DIR}`, { recursive: true, mode: 0o755 });
+  await Deno.mkdir(runHome, { recursive: true, mode: 0o700 });
+
+  let native: { supported: boolean; text: string } | undefined;
+  if (opts.mountProgram === "") {
+    native = await overlaySupport(home, runHome, backingFs);
+    if (!native.supported) opts.mountProgram = (await lookPath("fuse-overlayfs")) ?? "";
+  }
+  await Deno.writeTextFile(
+    `${home}/${MOUNT_PROGRAM_FLAG_FILE}`,
+    String(opts.mountProgram !== ""),
+    {
+      mode: 0o600,
+    },
+  );
+
+  let usingMetacopy = false;
+  let naiveDiff = true;
+  if (opts.mountProgram === "") {
+    if (INCOMPATIBLE_FS.has(magic)) {
+      throw new ErrDriverNotSupported(
+        undefined,
+        undefined,
+        `'overlay' is not supported over ${backingFs}, a mount_program is required: backing file system is unsupported for this graph driver`,
+      );
+    }
+    if (native && !native.supported) {
+      throw new ErrDriverNotSupported(undefined, undefined, native.text);
+    }
+    usingMetacopy = await cached(runHome, `metacopy(${opts.mountOptions})`, async () => {
+      const on = await probeMetacopy(home, opts.mountOptions);
+      return { supported: on, text: "" };
+    });
+    naiveDiff = !(await cached(runHome, `native-diff(${opts.mountOptions})`, async () => {
+      const why = await probeNativeDiff(home, opts.mountOptions);
+      return why === undefined ? { supported: true, text: "" } : {
+        supported: false,
+        text:
+          `Not using native diff for overlay, this may cause degraded performance for building images: ${why}`,
+      };
+    }));
+  }
+
+  if (opts.quotaSize > 0 || opts.quotaInodes > 0) {
+    throw new ErrConfig(
+      undefined,
+      undefined,
+      magic === FS_MAGIC_XFS
+        ? "storage options overlay.size and overlay.inodes not supported. Filesystem does not support Project Quota: project quotas are not implemented by this driver"
+        : `storage option overlay.size and overlay.inodes only supported for backingFS XFS. Found ${backingFs}`,
+    );
+  }
+  if (!opts.skipMountHome) await makePrivate(home);
+  const features = {
+    backingFs,
+    supportsDType: true,
+    usingMetacopy,
+    naiveDiff,
+    projectQuota: false,
+  };
+  return { opts, features };
+}
+
+async function overlaySupport(
+  home: string,
+  runHome: string,
+  backingFs: string,
+): Promise<{ supported: boolean; text: string }> {
+  const hit = await readFeature(runHome, "overlay");
+  if (hit) return hit;
+  const why = await probeOverlay(home, backingFs);
+  const result = why === undefined
+    ? { supported: true, text: "" }
+    : { supported: false, text: `kernel does not support overlay fs: ${why}` };
+  await recordFeature(runHome, "overlay", result.supported, result.text);
+  return result;
+}
+
+async function cached(
+  runHome: string,
+  feature: string,
+  probe: () => Promise<{ supported: boolean; text: string }>,
+): Promise<boolean> {
+  const hit = await readFeature(runHome, feature);
+  if (hit) return hit.supported;
+  const r = await probe();
+  await recordFeature(runHome, feature, r.supported, r.text);
+  return r.supported;
+}
+
+async function lookPath(cmd: string): Promise<string | undefined> {
+  for (const d of (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
+    if (d === "") continue;
+    try {
+      const st = await Deno.stat(`${d}/${cmd}`);
+      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return `${d}/${cmd}`;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
