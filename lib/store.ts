@@ -68,6 +68,8 @@ export class Store {
   roLayerStores: LayerStore[] = [];
   /** storage.lock. @internal */
   graphLock!: LockFile;
+  /** Open stores by graph root: lock state is per process, so one object per root. */
+  static #open = new Map<string, Store>();
 
   private constructor(opts: StoreOptions) {
     this.graphRoot = resolve(opts.graphRoot);
@@ -82,7 +84,9 @@ export class Store {
    * Opens (creating if needed) the store described by `opts`: checks Deno
    * permissions, creates the directories and lock files the reference
    * creates, loads the driver and the layer stores, and cleans up layers a
-   * crashed writer left incomplete.
+   * crashed writer left incomplete. Opening a graph root this process
+   * already has open (and not shut down) returns the same Store, as
+   * containers/storage's GetStore does.
    */
   static async open(opts: StoreOptions): Promise<Store> {
     if (!opts.graphRoot) {
@@ -90,6 +94,10 @@ export class Store {
     }
     if (!opts.runRoot) {
       throw new ErrIncompleteOptions(undefined, undefined, "no storage runroot specified");
+    }
+    const known = Store.#open.get(resolve(opts.graphRoot));
+    if (known && (!opts.graphDriverName || opts.graphDriverName === known.graphDriverName)) {
+      return known;
     }
     const s = new Store(opts);
     const imageStores = (opts.imageStores ?? []).map((p) => resolve(p));
@@ -139,6 +147,7 @@ export class Store {
     }
     await Deno.mkdir(join(s.runRoot, `${prefix}containers`), { recursive: true, mode: 0o700 });
     await Deno.mkdir(join(s.runRoot, `${prefix}locks`), { recursive: true, mode: 0o700 });
+    Store.#open.set(s.graphRoot, s);
     return s;
   }
 
@@ -178,6 +187,7 @@ export class Store {
         }
         await this.driver.cleanup();
         this.graphLock.touch();
+        Store.#open.delete(this.graphRoot);
         return mounted;
       });
     } finally {

@@ -556,3 +556,21 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "opening an open graph root returns the same Store until shutdown",
+  ignore: !isRoot,
+  fn: async () => {
+    const root = await tempDir();
+    try {
+      const a = await Store.open(opts(root));
+      assert(a === await Store.open(opts(root)));
+      await a.shutdown(false);
+      const b = await Store.open(opts(root));
+      assert(a !== b);
+      await b.shutdown(false);
+    } finally {
+      await removeTree(root);
+    }
+  },
+});
