@@ -1,16 +1,42 @@
 /**
  * A Deno-native implementation of containers/storage: the store of image
- * layers, images and containers used by podman, buildah, CRI-O and skopeo,
- * with the same on-disk format as containers/storage 1.43.
+ * layers used by podman, buildah, CRI-O and skopeo, with the same on-disk
+ * format as containers/storage 1.43.
  *
  * @example
- * ```ts
- * import { ErrLayerUnknown } from "./mod.ts";
- * console.log(new ErrLayerUnknown("abc").message);
+ * ```ts ignore
+ * import { defaultStoreOptions, Store } from "./mod.ts";
+ * const store = await Store.open(await defaultStoreOptions());
+ * for (const layer of await store.layers()) console.log(layer.id, layer.names ?? []);
+ * await store.shutdown(false);
  * ```
  * @module
  */
 
 export * from "./lib/errors.ts";
+export { Store } from "./lib/store.ts";
+export type { Layer, LayerOptions } from "./lib/layers/layer.ts";
+export { defaultStoreOptions, parseStorageConf, type StoreOptions } from "./lib/config.ts";
+export { LockFile } from "./lib/lockfile.ts";
+export { generateID, isValidID, TruncIndex } from "./lib/ids.ts";
+export { isIdentity, parseIDMap, toContainer, toHost } from "./lib/idmap.ts";
 export type { IDMap, IDMappings } from "./lib/idmap.ts";
+export { atomicWriteFile } from "./lib/atomic.ts";
 export * from "./drivers/driver.ts";
+export { driverNames, loadDriver, pickDriver } from "./drivers/registry.ts";
+export { SyscallError } from "./ffi/errors.ts";
+
+export { type TarHeader, type TarTime, TypeFlag } from "./lib/archive/tar_header.ts";
+export { readTar, type TarEntry } from "./lib/archive/tar_reader.ts";
+export { TarWriter, writeTar } from "./lib/archive/tar_writer.ts";
+export { rebuildTar, TarSplitPacker } from "./lib/archive/tar_split.ts";
+export {
+  Compression,
+  compressStream,
+  decompressStream,
+  detectCompression,
+} from "./lib/archive/compression.ts";
+export { inspectLayer, type LayerStreamInfo } from "./lib/archive/layer_stream.ts";
+export { type ApplyOptions, type ApplyResult, applyTar } from "./lib/archive/apply.ts";
+export { changesDirs, changesOverlay, changesSize } from "./lib/archive/changes.ts";
+export { exportChanges } from "./lib/archive/export.ts";

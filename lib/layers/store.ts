@@ -78,17 +78,17 @@ export class LayerStore {
   /** Layers in creation order, as in layers.json. @internal */
   list: Layer[] = [];
   /** @internal */
-  byID = new Map<string, Layer>();
+  byID: Map<string, Layer> = new Map();
   /** @internal */
-  byName = new Map<string, Layer>();
+  byName: Map<string, Layer> = new Map();
   /** @internal */
-  byMount = new Map<string, Layer>();
+  byMount: Map<string, Layer> = new Map();
   /** @internal */
-  byCompressed = new Map<string, string[]>();
+  byCompressed: Map<string, string[]> = new Map();
   /** @internal */
-  byUncompressed = new Map<string, string[]>();
+  byUncompressed: Map<string, string[]> = new Map();
   /** @internal */
-  idIndex = new TruncIndex();
+  idIndex: TruncIndex = new TruncIndex();
   #layersMtime = -1;
   #writeLocked = false;
 
@@ -248,10 +248,10 @@ export class LayerStore {
         throw new StorageError(this.layersPath, { cause: e }, "cannot parse layers.json");
       }
     }
-    const byID = new Map<string, Layer>();
-    const byName = new Map<string, Layer>();
-    const byCompressed = new Map<string, string[]>();
-    const byUncompressed = new Map<string, string[]>();
+    const byID: Map<string, Layer> = new Map();
+    const byName: Map<string, Layer> = new Map();
+    const byCompressed: Map<string, string[]> = new Map();
+    const byUncompressed: Map<string, string[]> = new Map();
     const readOnly = !this.isReadWrite();
     for (const layer of layers) {
       byID.set(layer.id, layer);
@@ -314,7 +314,7 @@ export class LayerStore {
       delete layer.mountpoint;
       delete layer.mountcount;
     }
-    const byMount = new Map<string, Layer>();
+    const byMount: Map<string, Layer> = new Map();
     for (const m of mounts) {
       if (!m.path) continue;
       const layer = this.lookup(m.id);
