@@ -227,6 +227,15 @@ export function statfs(path: string): StatFs {
   };
 }
 
+/**
+ * Creates a symbolic link at `path` pointing to `target`. Through libc
+ * because Deno.symlink demands unscoped --allow-read/--allow-write, and
+ * layers hold symlinks to anywhere (they are only followed inside a mount).
+ */
+export function symlink(target: string, path: string): void {
+  check(libc().symlink(cstr(target), cstr(path)), "symlink", path);
+}
+
 /** The memory page size. */
 export function getpagesize(): number {
   return libc().getpagesize();

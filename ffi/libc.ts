@@ -35,9 +35,11 @@ export const SYMBOLS = {
   },
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  symlink: { parameters: ["buffer", "buffer"], result: "i32" },
   lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
   lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
   lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
@@ -47,6 +49,7 @@ export const SYMBOLS = {
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   statfs: { parameters: ["buffer", "buffer"], result: "i32" },
   getpagesize: { parameters: [], result: "i32" },
+  geteuid: { parameters: [], result: "u32" },
   ioctl: { parameters: ["i32", "u64", "i32"], result: "i32" },
 } as const;
 

@@ -67,8 +67,7 @@ export function openFd(path: string, flags: number, mode: number): number {
 
 /** Closes a descriptor from {@linkcode openFd}, releasing its OFD locks. */
 export function closeFd(fd: number): void {
-  const path = fdPath(fd);
-  check(libc().close(fd), "close", path);
+  if (libc().close(fd) < 0) throw new SyscallError("close", errno(), fdPath(fd));
 }
 
 /** Reads up to `buf.length` bytes at `offset`; returns the count read (0 at EOF). */

@@ -22,6 +22,7 @@ import { normalize } from "node:path";
 import { ErrConfig, ErrInvalidIDMap } from "./errors.ts";
 import { type IDMap, idMappingsForUser, parseIDMap } from "./idmap.ts";
 import { configError, readStorageConf, type StorageConf } from "./config_file.ts";
+import { geteuid } from "../ffi/process.ts";
 
 export { parseStorageConf, readStorageConf } from "./config_file.ts";
 export type { StorageConf, StorageConfOptions } from "./config_file.ts";
@@ -83,7 +84,7 @@ export interface StoreOptions {
 
 /** What {@linkcode defaultStoreOptions} may be told instead of asking the process. */
 export interface DefaultStoreOptionsInput {
-  /** Effective uid (default: _CONTAINERS_ROOTLESS_UID from env, else Deno.uid()). 0 means root. */
+  /** Effective uid (default: _CONTAINERS_ROOTLESS_UID from env, else the effective UID). 0 means root. */
   uid?: number;
   /** Environment (default: the process environment). */
   env?: Record<string, string>;
@@ -396,7 +397,7 @@ export async function defaultConfigFile(input: DefaultStoreOptionsInput = {}): P
 function effectiveUid(input: DefaultStoreOptionsInput, env: Record<string, string>): number {
   if (input.uid !== undefined) return input.uid;
   const fromEnv = env._CONTAINERS_ROOTLESS_UID;
-  return fromEnv ? Number(fromEnv) : Deno.uid() ?? 0;
+  return fromEnv ? Number(fromEnv) : geteuid();
 }
 
 async function systemConfigFile(input: DefaultStoreOptionsInput): Promise<string> {

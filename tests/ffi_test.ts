@@ -478,3 +478,40 @@ Deno.test("lock: OFD locks of two open files conflict; a wait keeps the event lo
     await removeTree(dir);
   }
 });
+
+Deno.test("fs: symlink creates a dangling link and names the path on EEXIST", async () => {
+  const { symlink } = await import("../ffi/fs.ts");
+  const dir = await tempDir();
+  try {
+    symlink("../nowhere/at/all", `${dir}/l`);
+    assert.equal(await Deno.readLink(`${dir}/l`), "../nowhere/at/all");
+    assert.throws(
+      () => symlink("x", `${dir}/l`),
+      (e: unknown) => e instanceof SyscallError && e.code === "EEXIST" && e.path === `${dir}/l`,
+    );
+  } finally {
+    await removeTree(dir);
+  }
+});
+
+Deno.test("mount: mountPoints lists / and a fresh tmpfs, read through libc", async () => {
+  const { mountPoints, mount, unmount } = await import("../ffi/mount.ts");
+  assert.ok(mountPoints().includes("/"));
+  if (!isRoot) return console.log(notRootReason);
+  const dir = await tempDir();
+  try {
+    const target = `${dir}/with space`;
+    await Deno.mkdir(target);
+    mount("tmpfs", target, "tmpfs", 0, "size=1m");
+    assert.ok(mountPoints().includes(target), "escaped mountinfo field is decoded");
+    unmount(target);
+    assert.ok(!mountPoints().includes(target));
+  } finally {
+    await removeTree(dir);
+  }
+});
+
+Deno.test("process: geteuid matches Deno.uid", async () => {
+  const { geteuid } = await import("../ffi/process.ts");
+  assert.equal(geteuid(), Deno.uid());
+});

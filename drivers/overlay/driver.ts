@@ -27,7 +27,7 @@ import type {
 } from "../driver.ts";
 import { type IDMappings, toHost } from "../../lib/idmap.ts";
 import { ErrLayerUnknown, ErrNotSupported } from "../../lib/errors.ts";
-import { getpagesize } from "../../ffi/fs.ts";
+import { getpagesize, symlink } from "../../ffi/fs.ts";
 import { applyTar } from "../../lib/archive/apply.ts";
 import { changesDirs, changesOverlay, changesSize } from "../../lib/archive/changes.ts";
 import { exportChanges } from "../../lib/archive/export.ts";
@@ -178,7 +178,7 @@ export class OverlayDriver implements Driver {
       if (parentDir) perms = (await Deno.stat(`${parentDir}/diff`)).mode! & 0o7777;
       await mkdirOwned(`${dir}/diff`, perms, uid, gid);
       const lid = generateLinkID();
-      await Deno.symlink(`../${id}/diff`, `${this.home}/${LINK_DIR}/${lid}`);
+      symlink(`../${id}/diff`, `${this.home}/${LINK_DIR}/${lid}`);
       await Deno.writeTextFile(`${dir}/link`, lid, { mode: 0o644 });
       await mkdirOwned(`${dir}/work`, 0o700, uid, gid);
       await mkdirOwned(`${dir}/merged`, 0o700, uid, gid);
@@ -207,13 +207,13 @@ export class OverlayDriver implements Driver {
   async #removeDirAndLink(dir: string): Promise<void> {
     const link = await readOptional(`${dir}/link`);
     if (link) await Deno.remove(`${this.home}/${LINK_DIR}/${link.trim()}`).catch(() => {});
-    await detachMountsUnder(dir);
+    detachMountsUnder(dir);
     try {
       await Deno.remove(dir, { recursive: true });
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return;
       if ((e as { code?: string }).code !== "EBUSY") throw e;
-      await detachMountsUnder(dir);
+      detachMountsUnder(dir);
       await Deno.remove(dir, { recursive: true });
     }
   }

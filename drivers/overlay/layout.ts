@@ -32,6 +32,7 @@ export const MAX_DEPTH = 128;
 export const ID_LENGTH = 26;
 
 import { diffName } from "./idmap.ts";
+import { symlink } from "../../ffi/fs.ts";
 
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
@@ -224,7 +225,7 @@ export class Layout {
         await Deno.lstat(linkPath);
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
-        await Deno.symlink(`../${entry.name}/diff`, linkPath);
+        symlink(`../${entry.name}/diff`, linkPath);
       }
     }
   }

@@ -27,6 +27,7 @@ import {
   isMountpoint,
   MNT_DETACH,
   mount,
+  mountPoints,
   MS_BIND,
   MS_PRIVATE,
   MS_REC,
@@ -178,11 +179,8 @@ export function appendMappings(opts: string, uidMap: IDMap[], gidMap: IDMap[]): 
 }
 
 /** Lazily unmounts every mount at or below `dir`, deepest first. */
-export async function detachMountsUnder(dir: string): Promise<void> {
-  const info = await Deno.readTextFile("/proc/self/mountinfo");
-  const points = info.split("\n").map((l) => l.split(" ")[4]).filter((m): m is string =>
-    m !== undefined && (m === dir || m.startsWith(dir + "/"))
-  ).map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+export function detachMountsUnder(dir: string): void {
+  const points = mountPoints().filter((m) => m === dir || m.startsWith(dir + "/"))
     .sort((a, b) => b.length - a.length);
   for (const p of points) unmountDetach(p);
 }

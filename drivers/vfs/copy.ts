@@ -25,6 +25,7 @@ import {
   S_IFMT,
   S_IFREG,
   type StatNs,
+  symlink,
   utimensat,
 } from "../../ffi/fs.ts";
 
@@ -67,7 +68,7 @@ async function copyEntry(src: string, dst: string, st: StatNs, state: CopyState)
       }
       break;
     case S_IFLNK:
-      await Deno.symlink(await Deno.readLink(src), dst);
+      symlink(await Deno.readLink(src), dst);
       break;
     default: // devices, fifos, sockets
       mknod(dst, st.mode, st.rdev);

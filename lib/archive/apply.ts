@@ -31,6 +31,7 @@ import {
   S_IFBLK,
   S_IFCHR,
   S_IFIFO,
+  symlink,
   utimensat,
 } from "../../ffi/fs.ts";
 import { readTar } from "./tar_reader.ts";
@@ -42,6 +43,7 @@ import {
   WHITEOUT_OPAQUE,
   whiteoutTarget,
 } from "./whiteout.ts";
+import { geteuid } from "../../ffi/process.ts";
 
 /** Options of {@linkcode applyTar}. */
 export interface ApplyOptions {
@@ -253,7 +255,7 @@ function createEntry(
       break;
     }
     case TypeFlag.Symlink:
-      Deno.symlinkSync(h.linkname, abs);
+      symlink(h.linkname, abs);
       break;
     default:
       throw new ErrBadArchive(
@@ -324,7 +326,7 @@ function setXattr(abs: string, key: string, value: Uint8Array, entry: string): v
     lsetxattr(abs, key, value);
   } catch (e) {
     const errno = (e as { errno?: number }).errno;
-    if (errno === ENOTSUP || (errno === EPERM && Deno.uid() !== 0)) return;
+    if (errno === ENOTSUP || (errno === EPERM && geteuid() !== 0)) return;
     throw new ErrBadArchive(
       entry,
       { cause: e },
