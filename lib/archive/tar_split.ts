@@ -26,6 +26,7 @@
 import { ErrBadArchive } from "../errors.ts";
 import type { FileGetter } from "../../drivers/driver.ts";
 import { Crc64 } from "./crc64.ts";
+import { FileStream } from "./file_stream.ts";
 import type { TarHeader } from "./tar_header.ts";
 import { TarParser } from "./tar_reader.ts";
 
@@ -36,6 +37,8 @@ export const SEGMENT_TYPE = 2;
 
 /** Largest segment of trailing bytes (tar-split reads the tail in 1 MiB chunks). */
 const TAIL_CHUNK = 1 << 20;
+/** Size of the chunks {@linkcode rebuildTar} produces. */
+export const REBUILD_CHUNK = 256 << 10;
 /** JSON text is handed to gzip in batches of about this many characters. */
 const BATCH = 64 << 10;
 
@@ -298,17 +301,68 @@ export async function* readTarSplit(
  * Rebuilds the original tar stream from a gzip-compressed tar-split stream
  * and the layer's files. Each file's size and CRC-64 are checked against the
  * record. The caller closes `getter` when the stream is done.
+ *
+ * The result is a byte stream filled on demand: a default reader gets fresh
+ * chunks of {@linkcode REBUILD_CHUNK} bytes, a BYOB reader
+ * (`getReader({ mode: "byob" })`) gets its own buffer filled, so a consumer
+ * that reuses one buffer rebuilds with no allocation per chunk.
+ * {@linkcode FileStream}s from the getter are read straight into that buffer.
  */
 export function rebuildTar(
   tarSplit: ReadableStream<Uint8Array>,
   getter: FileGetter,
 ): ReadableStream<Uint8Array> {
-  async function* gen(): AsyncGenerator<Uint8Array> {
+  /** The buffer being filled (the pending read's view) and how much of it is. */
+  let out: Uint8Array = new Uint8Array(0);
+  let len = 0;
+  const crc = new Crc64();
+  const probe = new Uint8Array(1);
+
+  /** Copies `p` to the output, suspending whenever the buffer is full. */
+  async function* put(p: Uint8Array): AsyncGenerator<void> {
+    while (p.length) {
+      if (len === out.length) yield;
+      const k = Math.min(p.length, out.length - len);
+      out.set(p.subarray(0, k), len);
+      len += k;
+      p = p.subarray(k);
+    }
+  }
+
+  /** Copies `name`'s body to the output; returns the bytes read (size + 1 if there are more). */
+  async function* copyFile(name: string, size: number): AsyncGenerator<void, number> {
+    const src = await getter.get(name);
+    let n = 0;
+    if (src instanceof FileStream) {
+      try {
+        while (n < size) {
+          if (len === out.length) yield;
+          const view = out.subarray(len, len + Math.min(out.length - len, size - n));
+          const k = src.readInto(view);
+          if (k === null) return n;
+          crc.update(view.subarray(0, k));
+          len += k;
+          n += k;
+        }
+        return src.readInto(probe) === null ? n : n + 1;
+      } finally {
+        src.release();
+      }
+    }
+    for await (const c of src) {
+      if (n + c.length > size) return size + 1; // leaving the loop cancels the stream
+      crc.update(c);
+      n += c.length;
+      yield* put(c);
+    }
+    return n;
+  }
+
+  async function* fill(): AsyncGenerator<void> {
     const seen = new Set<string>();
-    const crc = new Crc64();
     for await (const e of readTarSplit(tarSplit)) {
       if (e.type === SEGMENT_TYPE) {
-        if (e.payload?.length) yield e.payload;
+        if (e.payload) yield* put(e.payload);
         continue;
       }
       if (e.type !== FILE_TYPE) {
@@ -320,13 +374,7 @@ export function rebuildTar(
       seen.add(key);
       if (e.size === 0) continue;
       crc.reset();
-      let n = 0;
-      for await (const c of await getter.get(name)) {
-        n += c.length;
-        if (n > e.size) break;
-        crc.update(c);
-        yield c;
-      }
+      const n = yield* copyFile(name, e.size);
       if (n !== e.size) {
         throw new ErrBadArchive(
           name,
@@ -339,17 +387,27 @@ export function rebuildTar(
       }
     }
   }
-  const it = gen();
-  return new ReadableStream<Uint8Array>({
+  const it = fill();
+  let ended = false;
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: REBUILD_CHUNK,
     async pull(ctl) {
-      const r = await it.next();
-      if (r.done) ctl.close();
-      else ctl.enqueue(r.value);
+      const req = ctl.byobRequest!;
+      out = req.view as Uint8Array;
+      len = 0;
+      // Fill the whole view unless the archive ends first: fewer, fuller chunks.
+      if (!ended) ended = (await it.next()).done!;
+      if (len) req.respond(len);
+      if (ended) {
+        ctl.close();
+        if (!len) req.respond(0);
+      }
     },
     async cancel(reason) {
       await it.throw(reason).catch(() => {});
     },
-  }, { highWaterMark: 0 });
+  });
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

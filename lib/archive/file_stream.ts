@@ -1,0 +1,72 @@
+/**
+ * A file's content as a `ReadableStream` that tar-split rebuilding can also
+ * read synchronously, straight into its output buffers.
+ *
+ * Deno's `FsFile.readable` sends every open and read through the async op
+ * thread pool and a byte stream per file; for a layer of thousands of small
+ * files that costs far more than the reads themselves (measured: 6,000 files,
+ * 170 MB read in ~1 s that way, ~50 ms with `openSync` + `readSync`). Local
+ * file reads do not block for long, so a `FileGetter` hands out
+ * {@linkcode FileStream}s and `rebuildTar` reads them with
+ * {@linkcode FileStream.readInto}; any other consumer sees an ordinary stream.
+ *
+ * @example
+ * ```ts ignore
+ * import { openFileStream } from "./file_stream.ts";
+ * const getter = { get: (p: string) => Promise.resolve(openFileStream(`${root}/${p}`)), close: async () => {} };
+ * ```
+ * @module
+ */
+
+/** Chunk size when the stream is consumed as a stream (Deno's own default). */
+const STREAM_CHUNK = 64 << 10;
+
+/** A file's content; closes the file at end of stream, on cancel or on {@linkcode release}. */
+export class FileStream extends ReadableStream<Uint8Array> {
+  /** Shared with the underlying source, which cannot see `this`; emptied on release. */
+  #open: { file?: Deno.FsFile };
+
+  /** Takes ownership of `file`. */
+  constructor(file: Deno.FsFile) {
+    const open: { file?: Deno.FsFile } = { file };
+    super({
+      pull(ctl) {
+        const buf = new Uint8Array(STREAM_CHUNK);
+        const n = open.file?.readSync(buf) ?? null;
+        if (n === null) {
+          release(open);
+          ctl.close();
+        } else ctl.enqueue(buf.subarray(0, n));
+      },
+      cancel() {
+        release(open);
+      },
+    }, { highWaterMark: 0 });
+    this.#open = open;
+  }
+
+  /**
+   * Reads synchronously into `buf`: the number of bytes read (at least one
+   * unless `buf` is empty), or null at end of file or after
+   * {@linkcode release}. Use either this or the stream, not both.
+   */
+  readInto(buf: Uint8Array): number | null {
+    return this.#open.file?.readSync(buf) ?? null;
+  }
+
+  /** Closes the file (idempotent). */
+  release(): void {
+    release(this.#open);
+  }
+}
+
+function release(open: { file?: Deno.FsFile }): void {
+  const f = open.file;
+  open.file = undefined;
+  f?.close();
+}
+
+/** Opens `path` for reading as a {@linkcode FileStream}. Throws like `Deno.openSync`. */
+export function openFileStream(path: string): FileStream {
+  return new FileStream(Deno.openSync(path));
+}
