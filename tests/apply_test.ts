@@ -463,3 +463,99 @@ Deno.test({
     await removeTree(tmp);
   }
 });
+
+/** Applies `entries` with applyTar and with the reference (import-layer), returning both trees. */
+async function bothApply(
+  tmp: string,
+  entries: FixtureEntry[],
+  whiteoutFormat: "aufs" | "keep",
+  driver: "vfs" | "overlay",
+  globalArgs: string[] = [],
+): Promise<{ ours: string; theirs: string }> {
+  const tarPath = `${tmp}/layer.tar`;
+  await Deno.writeFile(tarPath, buildTar(entries));
+  const ours = `${tmp}/ours`;
+  await Deno.mkdir(ours);
+  await applyTar(streamOf(await Deno.readFile(tarPath)), ours, { whiteoutFormat });
+  const store = { graph: `${tmp}/g`, run: `${tmp}/r`, driver };
+  const id = (await reference(store, [...globalArgs, "import-layer", "-f", tarPath])).stdout.trim();
+  const theirs = driver === "vfs" ? `${tmp}/g/vfs/dir/${id}` : `${tmp}/g/overlay/${id}/diff`;
+  return { ours, theirs };
+}
+
+Deno.test({
+  name:
+    "apply: a hard link's header sets the shared inode's mode, owner and times, as the reference",
+  ignore: !isRoot || !referenceCli,
+}, async () => {
+  const tmp = await tempDir("apply-hl-");
+  try {
+    const { ours, theirs } = await bothApply(
+      tmp,
+      [
+        { name: "bin/", type: "5", mtime: 1600000000 },
+        { name: "bin/sh", data: "#!sh", mode: 0o755, mtime: 1600000000 },
+        {
+          name: "bin/bash",
+          type: "1",
+          link: "bin/sh",
+          mode: 0o4600,
+          uid: 5,
+          gid: 6,
+          mtime: 1700000000,
+        },
+        { name: "bin/s", type: "2", link: "sh", mode: 0o777, mtime: 1600000000 },
+        // a hard link to a symlink: owner yes, but no chmod and no times (they would follow it)
+        {
+          name: "bin/slink",
+          type: "1",
+          link: "bin/s",
+          mode: 0o600,
+          uid: 7,
+          gid: 8,
+          mtime: 1700000000,
+        },
+      ],
+      "aufs",
+      "vfs",
+    );
+    const sh = lstatNs(`${ours}/bin/sh`);
+    assert.deepEqual([sh.mode & 0o7777, sh.uid, sh.gid, sh.mtime.sec], [0o4600, 5, 6, 1700000000]);
+    const s = lstatNs(`${ours}/bin/s`);
+    assert.deepEqual([s.uid, s.gid, s.mtime.sec], [7, 8, 1600000000]);
+    assert.equal(await listing(ours), await listing(theirs));
+  } finally {
+    await removeTree(tmp);
+  }
+});
+
+Deno.test({
+  name:
+    "apply keep: whiteout files extracted as they are, as the reference's overlay with a mount program",
+  ignore: !isRoot || !referenceCli,
+}, async () => {
+  const tmp = await tempDir("apply-keep-");
+  try {
+    const entries: FixtureEntry[] = [
+      { name: "./", type: "5", mode: 0o700, mtime: 1600000000 },
+      { name: "etc/", type: "5", mtime: 1600000000 },
+      { name: "etc/.wh.passwd", mode: 0o600, uid: 3, gid: 3, mtime: 1600000000 },
+      { name: "opt/", type: "5", mtime: 1600000000 },
+      { name: "opt/.wh..wh..opq", mode: 0, mtime: 1600000000 },
+      { name: ".wh..wh.plnk/", type: "5", mode: 0o700, mtime: 1600000000 },
+      { name: ".wh..wh.plnk/x", data: "x", mode: 0o600, mtime: 1600000000 },
+      { name: "opt/f", data: "f", mtime: 1600000000 },
+    ];
+    const { ours, theirs } = await bothApply(tmp, entries, "keep", "overlay", [
+      "--storage-opt",
+      "overlay.mount_program=/bin/true",
+    ]);
+    assert.equal(xattr(`${ours}/opt`, "trusted.overlay.opaque"), null);
+    assert.equal(await Deno.readTextFile(`${ours}/.wh..wh.plnk/x`), "x");
+    assert.equal(await listing(ours), await listing(theirs));
+    // like Unpack, the root entry is skipped
+    assert.notEqual((await Deno.stat(ours)).mode! & 0o777, 0o700);
+  } finally {
+    await removeTree(tmp);
+  }
+});

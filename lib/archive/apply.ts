@@ -2,7 +2,8 @@
  * Applies (untars) a layer tar stream onto a directory, the way
  * containers/storage's UnpackLayer (AUFS whiteouts: deletions are carried
  * out) or its overlay unpacker (whiteouts become 0/0 character devices and
- * opaque xattrs) does: hard links, symlinks, devices, FIFOs, xattrs, modes
+ * opaque xattrs) does, or as its plain Unpack does ("keep": whiteout files
+ * extracted as they are): hard links, symlinks, devices, FIFOs, xattrs, modes
  * with setuid/setgid/sticky, ownership mapped container→host, the
  * force-mask variant, and nanosecond times, directories' times set after
  * their contents. File bodies stream to disk chunk by chunk.
@@ -47,8 +48,13 @@ import { geteuid } from "../../ffi/process.ts";
 
 /** Options of {@linkcode applyTar}. */
 export interface ApplyOptions {
-  /** "aufs": carry whiteouts out (remove paths); "overlay": record them as overlay whiteouts. */
-  whiteoutFormat: "aufs" | "overlay";
+  /**
+   * "aufs": carry whiteouts out (remove paths), as UnpackLayer does;
+   * "overlay": record them as overlay whiteouts; "keep": extract `.wh.*`
+   * entries as the plain files they are, as Unpack does in AUFS format
+   * (the overlay driver with a mount program, which reads them itself).
+   */
+  whiteoutFormat: "aufs" | "overlay" | "keep";
   /** IDs in the tar are container IDs, mapped to host IDs through these. */
   mappings?: IDMappings;
   /** Continue when lchown fails (rootless). */
@@ -87,6 +93,7 @@ export async function applyTar(
 ): Promise<ApplyResult> {
   const root = new SafeRoot(target);
   const overlay = opts.whiteoutFormat === "overlay";
+  const keep = opts.whiteoutFormat === "keep";
   const unpacked = new Set<string>();
   const dirs: { parts: string[]; atime?: TarTime; mtime: TarTime }[] = [];
   let size = 0;
@@ -100,20 +107,21 @@ export async function applyTar(
       if (h.typeflag !== TypeFlag.Dir) {
         throw new ErrBadArchive(name, undefined, "the target's root can only be a directory");
       }
-      if (overlay) continue;
+      if (overlay || keep) continue; // Unpack skips the root entry
       applyMetadata(root.root, h, h.typeflag, ids(h, opts), opts);
       dirs.push({ parts, atime: h.atime, mtime: h.mtime });
       continue;
     }
     const base = parts[parts.length - 1];
     if (
-      parts[0].startsWith(WHITEOUT_META_PREFIX) && !(parts.length === 1 && base === WHITEOUT_OPAQUE)
+      !keep && parts[0].startsWith(WHITEOUT_META_PREFIX) &&
+      !(parts.length === 1 && base === WHITEOUT_OPAQUE)
     ) {
       continue; // AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs), never extracted
     }
     const parent = root.resolveParent(parts.slice(0, -1), name, true);
 
-    if (base === WHITEOUT_OPAQUE) {
+    if (!keep && base === WHITEOUT_OPAQUE) {
       if (overlay) {
         setXattr(root.abs(parent), OVERLAY_OPAQUE_XATTR, new Uint8Array([0x79]), name);
       } else {
@@ -121,7 +129,7 @@ export async function applyTar(
       }
       continue;
     }
-    const deleted = whiteoutTarget(base);
+    const deleted = keep ? null : whiteoutTarget(base);
     if (deleted !== null) {
       if (deleted === "") throw new ErrBadArchive(name, undefined, "whiteout names no valid file");
       const victim = [...parent, deleted];
@@ -291,15 +299,17 @@ function applyMetadata(
   if (!opts.noLchown) chown(abs, owner.uid, owner.gid, opts);
   for (const [key, value] of Object.entries(h.xattrs)) setXattr(abs, key, value, h.name);
   const forced = opts.forceMask !== undefined;
-  // A hard link shares its target's inode: its mode and times are the target's.
-  if (type !== TypeFlag.Symlink && type !== TypeFlag.Link) {
+  // A hard link's header sets the shared inode's owner (above), mode and
+  // times, as the reference does — unless that inode is a symlink.
+  const linkToSymlink = type === TypeFlag.Link && Deno.lstatSync(abs).isSymlink;
+  if (type !== TypeFlag.Symlink && !linkToSymlink) {
     Deno.chmodSync(abs, forced ? opts.forceMask! : h.mode & 0o7777);
   }
   if (forced && (type === TypeFlag.Reg || type === TypeFlag.Dir)) {
     const value = `${owner.uid}:${owner.gid}:0${(h.mode & 0o7777).toString(8)}`;
     lsetxattr(abs, OVERRIDE_STAT_XATTR, new TextEncoder().encode(value));
   }
-  if (type === TypeFlag.Dir || type === TypeFlag.Link) return;
+  if (type === TypeFlag.Dir || linkToSymlink) return;
   const later = h.atime &&
     (h.atime.sec > h.mtime.sec || (h.atime.sec === h.mtime.sec && h.atime.nsec >= h.mtime.nsec));
   const atime = later ? h.atime! : h.mtime;
