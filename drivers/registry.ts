@@ -19,6 +19,8 @@ import type { Driver, DriverConfig, DriverModule } from "./driver.ts";
 
 const modules: Record<string, () => Promise<{ default: DriverModule }>> = {
   overlay: () => import("./overlay/mod.ts"),
+  // an alias, as in containers/storage: home <graphRoot>/overlay2, but the driver calls itself "overlay"
+  overlay2: () => import("./overlay/mod.ts"),
   vfs: () => import("./vfs/mod.ts"),
 };
 

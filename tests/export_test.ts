@@ -1,16 +1,19 @@
 /**
- * exportChanges: byte-identical to the reference CLI's `diff -u` of a vfs
- * layer (naive differ), whiteouts for deletions, hard links, ID mapping,
- * overlay whiteout conversion, and a round trip through applyTar.
+ * exportChanges and exportTree: byte-identical to the reference CLI's
+ * `diff -u` of a vfs layer (naive differ, with and without a parent) and of
+ * an overlay layer (native diff: walk order, whiteout conversion), plus
+ * whiteouts for deletions, hard links, ID mapping and a round trip through
+ * applyTar.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { changesDirs } from "../lib/archive/changes.ts";
-import { exportChanges } from "../lib/archive/export.ts";
+import { exportChanges, exportTree } from "../lib/archive/export.ts";
+import vfs from "../drivers/vfs/mod.ts";
 import { applyTar } from "../lib/archive/apply.ts";
 import { readTar } from "../lib/archive/tar_reader.ts";
 import { ChangeKind } from "../drivers/driver.ts";
-import { lsetxattr, lstatNs, mknod, S_IFCHR } from "../ffi/fs.ts";
+import { lstatNs, S_IFCHR } from "../ffi/fs.ts";
 import { streamOf } from "./tar_fixtures.ts";
 import { isRoot, reference, referenceCli, removeTree, run, tempDir } from "./helpers.ts";
 
@@ -138,37 +141,100 @@ Deno.test(
 );
 
 Deno.test({
-  name: "export overlay: devices become .wh. files, opaque dirs get .wh..wh..opq",
-  ignore: !isRoot,
+  name: "exportTree overlay: byte-identical to the reference's native diff (walk order, whiteouts)",
+  ignore: !isRoot || !referenceCli,
 }, async () => {
   const tmp = await tempDir("export-ovl-");
+  const store = { graph: `${tmp}/g`, run: `${tmp}/r`, driver: "overlay" };
   try {
-    await sh(tmp, "mkdir -p up/etc up/opq; echo q > up/opq/f");
-    mknod(`${tmp}/up/etc/passwd`, S_IFCHR, 0);
-    lsetxattr(`${tmp}/up/opq`, "trusted.overlay.opaque", new TextEncoder().encode("y"));
-    const changes = [
-      { path: "/etc", kind: ChangeKind.Modify },
-      { path: "/etc/passwd", kind: ChangeKind.Add },
-      { path: "/opq", kind: ChangeKind.Add },
-      { path: "/opq/f", kind: ChangeKind.Add },
-    ];
-    const tar = await bytes(exportChanges(`${tmp}/up`, changes, { whiteoutFormat: "overlay" }));
-    const names = (await describe(tar)).map((e) => (e as { name: string; typeflag: string }).name);
-    assert.deepEqual(names, ["etc/", "etc/.wh.passwd", "opq/", "opq/.wh..wh..opq", "opq/f"]);
+    await sh(tmp, "mkdir -p src/opq src/gone; echo o > src/opq/old; tar -C src -cf base.tar .");
+    const base = (await reference(store, ["import-layer", "-f", `${tmp}/base.tar`])).stdout.trim();
+    const top = (await reference(store, ["create-layer", base])).stdout.trim();
+    const up = `${tmp}/g/overlay/${top}/diff`;
+    // a.b and a-c sort between a and a/x by full path, after a/… in the walk; wh1 and
+    // a/wh2 are one hard-linked whiteout inode; opq hides a lower dir, fresh hides nothing
+    await sh(
+      up,
+      `mkdir -p a/sub opq fresh; echo x > a.b; echo y > a/x; echo z > a-c; mknod wh1 c 0 0; ln wh1 a/wh2
+      setfattr -n trusted.overlay.opaque -v y opq; setfattr -n trusted.overlay.opaque -v y fresh
+      chown 5:6 opq; chmod 2750 opq; echo n > opq/new; touch -h -d @1700000000 * a/* opq/*`,
+    );
+    await reference(store, ["diff", "-u", "-f", `${tmp}/theirs.tar`, top]);
+    const ours = await bytes(
+      exportTree(up, { whiteoutFormat: "overlay", lowerDirs: [`${tmp}/g/overlay/${base}/diff`] }),
+    );
+    const theirs = await Deno.readFile(`${tmp}/theirs.tar`);
+    const d = await describe(ours) as { name: string; linkname: string; mtime: unknown }[];
+    assert.deepEqual(d, await describe(theirs));
+    assert.deepEqual(d.map((e) => e.name), [
+      "a/",
+      "a/sub/",
+      "a/.wh.wh2",
+      "a/x",
+      "a-c",
+      "a.b",
+      "fresh/",
+      "opq/",
+      "opq/.wh..wh..opq",
+      "opq/new",
+      ".wh.wh1",
+    ]);
+    assert.equal(d[10].linkname, "a/wh2");
+    assert.ok(ours.length === theirs.length && ours.every((b, i) => b === theirs[i]));
 
-    // Applying it back in overlay format recreates the same upper directory.
+    // Applying it back in overlay format recreates the whiteouts and the opaque xattr.
     await Deno.mkdir(`${tmp}/back`);
-    await applyTar(streamOf(tar), `${tmp}/back`, { whiteoutFormat: "overlay" });
-    const wh = lstatNs(`${tmp}/back/etc/passwd`);
+    await applyTar(streamOf(ours), `${tmp}/back`, { whiteoutFormat: "overlay" });
+    const wh = lstatNs(`${tmp}/back/a/wh2`);
     assert.equal(wh.mode & 0o170000, S_IFCHR);
     assert.equal(wh.rdev, 0n);
-    const opq = await run("getfattr", [
-      "-n",
-      "trusted.overlay.opaque",
-      "--only-values",
-      `${tmp}/back/opq`,
-    ]);
+    const opq = await run("getfattr", ["-n", "trusted.overlay.opaque", "--only-values", "opq"], {
+      cwd: `${tmp}/back`,
+    });
     assert.equal(opq.stdout, "y");
+  } finally {
+    await removeTree(tmp);
+  }
+});
+
+Deno.test({
+  name: "export vfs: a layer without parent is tarred in walk order, with one sorted by path",
+  ignore: !isRoot || !referenceCli,
+}, async () => {
+  const tmp = await tempDir("export-order-");
+  const store = { graph: `${tmp}/g`, run: `${tmp}/r`, driver: "vfs" };
+  try {
+    const base = (await reference(store, ["create-layer"])).stdout.trim();
+    await sh(
+      `${tmp}/g/vfs/dir/${base}`,
+      "mkdir a; echo x > a.b; echo y > a/x; echo q > a/.wh.q; touch -d @1700000000 a a.b a/x a/.wh.q",
+    );
+    const top = (await reference(store, ["create-layer", base])).stdout.trim();
+    await sh(
+      `${tmp}/g/vfs/dir/${top}`,
+      "mkdir b; echo 1 > b/x; echo 2 > b.c; rm a/x; touch -d @1700000000 a b b/x b.c",
+    );
+    await reference(store, ["diff", "-u", "-f", `${tmp}/base.tar`, base]);
+    await reference(store, ["diff", "-u", "-f", `${tmp}/top.tar`, top]);
+    const driver = await vfs.init({ home: `${tmp}/g/vfs`, runHome: `${tmp}/r/vfs`, options: [] });
+    try {
+      const ours = await bytes(await driver.diff(base, undefined, "", undefined, ""));
+      const theirs = await Deno.readFile(`${tmp}/base.tar`);
+      const names = (await describe(ours)).map((e) => (e as { name: string }).name);
+      assert.deepEqual(names, ["a/", "a/.wh.q", "a/x", "a.b"]);
+      assert.ok(ours.length === theirs.length && ours.every((b, i) => b === theirs[i]));
+      const d = await describe(await bytes(await driver.diff(top, undefined, base, undefined, "")));
+      assert.deepEqual(d, await describe(await Deno.readFile(`${tmp}/top.tar`)));
+      assert.deepEqual(d.map((e) => (e as { name: string }).name), [
+        "a/",
+        "a/.wh.x",
+        "b/",
+        "b.c",
+        "b/x",
+      ]);
+    } finally {
+      await driver.cleanup();
+    }
   } finally {
     await removeTree(tmp);
   }

@@ -30,7 +30,7 @@ import { ErrLayerUnknown, ErrNotSupported } from "../../lib/errors.ts";
 import { getpagesize, symlink } from "../../ffi/fs.ts";
 import { applyTar } from "../../lib/archive/apply.ts";
 import { changesDirs, changesOverlay, changesSize } from "../../lib/archive/changes.ts";
-import { exportChanges } from "../../lib/archive/export.ts";
+import { exportChanges, exportTree } from "../../lib/archive/export.ts";
 import { formatMountLabel, type OverlayOptions, splitMountOptions } from "./options.ts";
 import { type HostFeatures, setUpHost } from "./init.ts";
 import {
@@ -390,7 +390,8 @@ export class OverlayDriver implements Driver {
     }
     const diffDir = `${await this.#existingDir(id)}/diff`;
     await applyTar(opts.diff, diffDir, {
-      whiteoutFormat: this.#whiteoutFormat(),
+      // the mount program reads AUFS whiteout files itself: they are extracted as they are
+      whiteoutFormat: this.opts.mountProgram !== "" ? "keep" : "overlay",
       mappings: opts.mappings,
       ignoreChownErrors,
       forceMask: this.opts.forceMask,
@@ -438,10 +439,11 @@ export class OverlayDriver implements Driver {
     if (await this.#native(id, parent)) {
       // the tar of diff/ itself: whiteout devices and opaque markers are converted on the way out
       const diffDir = `${await this.#existingDir(id)}/diff`;
-      const changes = await changesDirs(diffDir, undefined, { mappings });
-      return exportChanges(diffDir, changes, { mappings, whiteoutFormat: this.#whiteoutFormat() });
+      const lowerDirs = await this.#layout.lowerDirs(id);
+      return exportTree(diffDir, { mappings, whiteoutFormat: this.#whiteoutFormat(), lowerDirs });
     }
     const stream = await this.#withMounts(id, parent, mountLabel, async (layerFs, parentFs) => {
+      if (parentFs === undefined) return exportTree(layerFs, { mappings });
       const changes = await changesDirs(layerFs, parentFs, { mappings, parentMappings });
       return exportChanges(layerFs, changes, { mappings });
     }, true);

@@ -19,7 +19,7 @@
 import { join } from "node:path";
 import { applyTar } from "../../lib/archive/apply.ts";
 import { changesDirs, changesSize } from "../../lib/archive/changes.ts";
-import { exportChanges } from "../../lib/archive/export.ts";
+import { exportChanges, exportTree } from "../../lib/archive/export.ts";
 import { ErrDriverNotSupported } from "../../lib/errors.ts";
 import { type IDMappings, toContainer, toHost } from "../../lib/idmap.ts";
 import { lchown, lgetxattr, lsetxattr, lstatNs, S_IFLNK, S_IFMT } from "../../ffi/fs.ts";
@@ -227,8 +227,10 @@ class VfsDriver implements Driver {
     parent: string,
     parentMappings: IDMappings | undefined,
   ): Promise<ReadableStream<Uint8Array>> {
+    // without a parent the reference tars the whole directory (its walk order, not ExportChanges')
+    if (parent === "") return exportTree(await this.get(id), { mappings });
     const { dir, changes } = await this.#changes(id, mappings, parent, parentMappings);
-    return exportChanges(dir, changes, { mappings, whiteoutFormat: "aufs" });
+    return exportChanges(dir, changes, { mappings });
   }
 
   async changes(

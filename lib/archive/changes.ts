@@ -59,8 +59,8 @@ function names(dir: string): string[] {
   return out.sort(byteOrder);
 }
 
-/** Orders names as Go's string comparison does (UTF-8 bytes ≡ code points). */
-function byteOrder(a: string, b: string): number {
+/** Orders strings as Go's string comparison does (UTF-8 bytes ≡ code points). */
+export function byteOrder(a: string, b: string): number {
   const x = [...a], y = [...b];
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
     const d = x[i].codePointAt(0)! - y[i].codePointAt(0)!;
@@ -265,7 +265,16 @@ function whiteoutAt(path: string): boolean {
 function overlayDeleted(upperDir: string, lowerDirs: string[], rel: string, st: StatNs): boolean {
   if (isOverlayWhiteout(st)) return true;
   if (!isDir(st) || !isOpaqueValue(lgetxattr(upperDir + rel, OVERLAY_OPAQUE_XATTR))) return false;
-  // An opaque directory deletes what lower layers had at its path, if anything.
+  return opaqueHidesLower(lowerDirs, rel);
+}
+
+/**
+ * Whether an opaque directory at `rel` ("/a/b") deletes something: the
+ * top-most lower directory that has the path decides (unless it is a
+ * whiteout there), and a whiteout of a parent in a lower directory means
+ * nothing below it was inherited.
+ */
+export function opaqueHidesLower(lowerDirs: string[], rel: string): boolean {
   for (const lower of lowerDirs) {
     if (exists(lower + rel)) return !whiteoutAt(lower + rel);
     for (let p = dirname(rel); p !== "/"; p = dirname(p)) {

@@ -1,23 +1,28 @@
 /**
- * Writes a list of changes as a layer tarball, with the headers that
- * containers/storage's ExportChanges writes: entries sorted by path, a
- * deletion as an empty AUFS whiteout file `dir/.wh.name` (mode 0, no owner
- * names, the current time), everything else from lstat — full st_mode
- * (type bits included), owner mapped host→container, user and group names
- * looked up for the host IDs, mtime truncated to the second, no atime or
- * ctime, `security.capability` and `user.*` xattrs as SCHILY.xattr
- * records, a hard link to an inode already written as a link entry.
+ * Writes layer tarballs with the headers containers/storage's pkg/archive
+ * writes. {@linkcode exportChanges} (ExportChanges, the naive differ)
+ * sorts a change list by path and writes a deletion as an empty AUFS
+ * whiteout file `dir/.wh.name` (mode 0, no owner names, the current time);
+ * {@linkcode exportTree} (TarWithOptions) walks a whole directory. Either
+ * way a file's header comes from lstat — full st_mode (type bits
+ * included), owner mapped host→container (whiteouts excepted), user and
+ * group names looked up for the host IDs, mtime truncated to the second,
+ * no atime or ctime, `security.capability` and `user.*` xattrs as
+ * SCHILY.xattr records — and a hard link to an inode already written is a
+ * link entry.
  *
- * With `whiteoutFormat: "overlay"` the tree itself holds overlay
- * whiteouts: a 0/0 character device becomes `.wh.name` and an opaque
- * directory is followed by a `.wh..wh..opq` entry.
+ * With `whiteoutFormat: "overlay"` the walked tree holds overlay
+ * whiteouts: a 0/0 character device becomes `.wh.name` (mode 0, its owner
+ * and mtime kept) and an opaque directory that hides something below is
+ * followed by a `.wh..wh..opq` entry with mtime 0.
  *
  * @example
  * ```ts ignore
  * import { changesDirs } from "./changes.ts";
- * import { exportChanges } from "./export.ts";
+ * import { exportChanges, exportTree } from "./export.ts";
  * const changes = await changesDirs("/layers/b", "/layers/a");
  * await exportChanges("/layers/b", changes).pipeTo((await Deno.create("diff.tar")).writable);
+ * await exportTree("/layers/a").pipeTo((await Deno.create("base.tar")).writable);
  * ```
  * @module
  */
@@ -27,11 +32,13 @@ import { type IDMappings, isIdentity, toContainer } from "../idmap.ts";
 import { lgetxattr, llistxattr, lstatNs, type StatNs } from "../../ffi/fs.ts";
 import { emptyHeader, type TarHeader, TypeFlag } from "./tar_header.ts";
 import { type TarWriteEntry, writeTar } from "./tar_writer.ts";
+import { byteOrder, opaqueHidesLower } from "./changes.ts";
 import {
   isOpaqueValue,
   isOverlayWhiteout,
   OVERLAY_OPAQUE_XATTR,
   WHITEOUT_OPAQUE,
+  WHITEOUT_PREFIX,
   whiteoutName,
 } from "./whiteout.ts";
 
@@ -39,8 +46,20 @@ import {
 export interface ExportOptions {
   /** ID mappings of the layer: file owners are host IDs, mapped back to container IDs. */
   mappings?: IDMappings;
-  /** How deletions are stored in `dir` (default "aufs": whiteout files, exported as they are). */
+}
+
+/** Options of {@linkcode exportTree}. */
+export interface ExportTreeOptions extends ExportOptions {
+  /**
+   * How deletions are stored in the tree (default "aufs": whiteout files,
+   * exported as they are; "overlay": 0/0 character devices and opaque xattrs).
+   */
   whiteoutFormat?: "aufs" | "overlay";
+  /**
+   * Overlay only: the layer's lower directories. An opaque directory gets
+   * a `.wh..wh..opq` entry only when it hides something one of them has.
+   */
+  lowerDirs?: string[];
 }
 
 const S_IFMT = 0o170000;
@@ -54,60 +73,137 @@ const TYPES: Record<number, string> = {
 };
 
 /**
- * A tar stream of `changes` (paths like "/etc/passwd") read from `dir`.
- * Files that vanish or cannot be read while exporting are skipped, as the
- * reference does for a tree that may change under it.
+ * A tar stream of `changes` (paths like "/etc/passwd") read from `dir`,
+ * sorted by path as ExportChanges does. Files that vanish or cannot be
+ * read while exporting are skipped, as the reference does for a tree that
+ * may change under it.
  */
 export function exportChanges(
   dir: string,
   changes: Change[],
   opts: ExportOptions = {},
 ): ReadableStream<Uint8Array> {
-  return writeTar(entries(dir, changes, opts));
+  return writeTar(changeEntries(dir, changes, new Appender(dir, opts)));
 }
 
-async function* entries(
+/**
+ * A tar stream of everything under `dir` (not `dir` itself), in the order
+ * of TarWithOptions' walk: each directory's names in byte order, a
+ * directory before its contents — so `a/x` comes before `a.b`. This is
+ * what the reference exports for a layer without a parent and for an
+ * overlay layer's native diff.
+ */
+export function exportTree(dir: string, opts: ExportTreeOptions = {}): ReadableStream<Uint8Array> {
+  return writeTar(walk(new Appender(dir, opts), ""));
+}
+
+async function* changeEntries(
   dir: string,
   changes: Change[],
-  opts: ExportOptions,
+  ap: Appender,
 ): AsyncGenerator<TarWriteEntry> {
-  const sorted = [...changes].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const names = new NameLookup();
-  const seen = new Map<bigint, string>();
-  const mappings = opts.mappings && !isIdentity(opts.mappings) ? opts.mappings : undefined;
+  const sorted = [...changes].sort((a, b) => byteOrder(a.path, b.path));
   for (const change of sorted) {
     if (change.kind === ChangeKind.Delete) {
-      yield { header: whiteoutHeader(whiteoutName(change.path.slice(1)), nowSeconds()) };
+      const h = emptyHeader(whiteoutName(change.path.slice(1)), TypeFlag.Reg);
+      h.mtime = { sec: Math.round(Date.now() / 1000), nsec: 0 };
+      yield { header: h };
       continue;
     }
-    const rel = change.path.slice(1);
-    const abs = `${dir}/${rel}`;
+    yield* ap.add(`${dir}${change.path}`, change.path.slice(1));
+  }
+}
+
+async function* walk(ap: Appender, rel: string): AsyncGenerator<TarWriteEntry> {
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(ap.dir + (rel === "" ? "" : `/${rel}`))].map((e) => e.name);
+  } catch {
+    return; // unreadable or gone: the reference logs and goes on
+  }
+  for (const name of names.sort(byteOrder)) {
+    const child = rel === "" ? name : `${rel}/${name}`;
+    yield* ap.add(`${ap.dir}/${child}`, child);
+    let isDir = false;
+    try {
+      isDir = (lstatNs(`${ap.dir}/${child}`).mode & S_IFMT) === 0o040000;
+    } catch {
+      // vanished
+    }
+    if (isDir) yield* walk(ap, child);
+  }
+}
+
+/** containers/storage's tarAppender: one file's entries, hard links tracked across files. */
+class Appender {
+  readonly #names = new NameLookup();
+  readonly #seen = new Map<bigint, string>();
+  readonly #mappings?: IDMappings;
+  readonly #overlay: boolean;
+  readonly #lowerDirs: string[];
+
+  constructor(readonly dir: string, opts: ExportTreeOptions) {
+    this.#mappings = opts.mappings && !isIdentity(opts.mappings) ? opts.mappings : undefined;
+    this.#overlay = opts.whiteoutFormat === "overlay";
+    this.#lowerDirs = opts.lowerDirs ?? [];
+  }
+
+  /** The entries of the file at `abs`, named `rel` in the archive (none if it cannot be read). */
+  async *add(abs: string, rel: string): AsyncGenerator<TarWriteEntry> {
     let st: StatNs;
     try {
       st = lstatNs(abs);
     } catch {
-      continue;
+      return;
     }
     const typeflag = TYPES[st.mode & S_IFMT];
-    if (typeflag === undefined) continue; // sockets are not archived
-    if (opts.whiteoutFormat === "overlay" && isOverlayWhiteout(st)) {
-      yield { header: whiteoutHeader(whiteoutName(rel), { sec: st.mtime.sec, nsec: 0 }, st) };
-      continue;
-    }
+    if (typeflag === undefined) return; // sockets are not archived
     let h: TarHeader;
     try {
-      h = header(abs, rel, st, typeflag, names, mappings);
+      h = header(abs, rel, st, typeflag, this.#names);
     } catch {
-      continue; // e.g. an owner outside the mapping: the reference skips such files too
+      return;
     }
     if (typeflag !== TypeFlag.Dir && st.nlink > 1) {
-      const first = seen.get(st.ino);
+      // keyed before whiteout conversion: a second link to a whiteout device keeps this linkname
+      const first = this.#seen.get(st.ino);
       if (first !== undefined) {
         h.typeflag = TypeFlag.Link;
         h.linkname = first;
         h.size = 0;
       } else {
-        seen.set(st.ino, h.name);
+        this.#seen.set(st.ino, h.name);
+      }
+    }
+    const whiteoutDevice = isOverlayWhiteout(st);
+    // whiteouts were made by the kernel or the untar with host owners: not mapped
+    if (this.#mappings && !whiteoutDevice && !basename(rel).startsWith(WHITEOUT_PREFIX)) {
+      try {
+        h.uid = toContainer(st.uid, this.#mappings.uidMap);
+        h.gid = toContainer(st.gid, this.#mappings.gidMap);
+      } catch {
+        return; // an owner outside the mapping: the reference skips such files too
+      }
+    }
+    let opaque: TarHeader | undefined;
+    if (this.#overlay && whiteoutDevice) {
+      // the typeflag becomes a plain file again, a link name stays
+      h.name = whiteoutName(rel);
+      h.mode = 0;
+      h.typeflag = TypeFlag.Reg;
+      h.size = 0;
+    } else if (this.#overlay && typeflag === TypeFlag.Dir) {
+      if (
+        isOpaqueValue(lgetxattr(abs, OVERLAY_OPAQUE_XATTR)) &&
+        opaqueHidesLower(this.#lowerDirs, `/${rel}`)
+      ) {
+        // no mtime: the reference leaves it zero
+        opaque = emptyHeader(`${rel}/${WHITEOUT_OPAQUE}`, TypeFlag.Reg);
+        opaque.mode = h.mode & 0o777;
+        opaque.uid = h.uid;
+        opaque.gid = h.gid;
+        opaque.uname = h.uname;
+        opaque.gname = h.gname;
       }
     }
     if (h.typeflag === TypeFlag.Reg && h.size > 0) {
@@ -115,58 +211,34 @@ async function* entries(
       try {
         file = await Deno.open(abs);
       } catch {
-        continue;
+        return;
       }
       yield { header: h, body: sized(file, h.size) };
     } else {
       yield { header: h };
     }
-    if (opts.whiteoutFormat === "overlay" && typeflag === TypeFlag.Dir) {
-      if (isOpaqueValue(lgetxattr(abs, OVERLAY_OPAQUE_XATTR))) {
-        const opq = {
-          ...whiteoutHeader(`${rel}/${WHITEOUT_OPAQUE}`, h.mtime),
-          uid: h.uid,
-          gid: h.gid,
-        };
-        yield { header: { ...opq, mode: h.mode & 0o777, uname: h.uname, gname: h.gname } };
-      }
-    }
+    if (opaque) yield { header: opaque };
   }
 }
 
-function nowSeconds(): { sec: number; nsec: number } {
-  return { sec: Math.round(Date.now() / 1000), nsec: 0 };
+function basename(rel: string): string {
+  return rel.slice(rel.lastIndexOf("/") + 1);
 }
 
-function whiteoutHeader(
-  name: string,
-  mtime: { sec: number; nsec: number },
-  st?: StatNs,
-): TarHeader {
-  const h = emptyHeader(name, TypeFlag.Reg);
-  h.mtime = mtime;
-  if (st) {
-    h.uid = st.uid;
-    h.gid = st.gid;
-  }
-  return h;
-}
-
-/** The header containers/storage's FileInfoHeader builds for a file. */
+/** The header containers/storage's FileInfoHeader builds for a file (owner still the host's). */
 function header(
   abs: string,
   rel: string,
   st: StatNs,
   typeflag: string,
   names: NameLookup,
-  mappings: IDMappings | undefined,
 ): TarHeader {
   const h = emptyHeader(typeflag === TypeFlag.Dir ? `${rel}/` : rel, typeflag);
   h.mode = st.mode;
   h.uname = names.user(st.uid);
   h.gname = names.group(st.gid);
-  h.uid = mappings ? toContainer(st.uid, mappings.uidMap) : st.uid;
-  h.gid = mappings ? toContainer(st.gid, mappings.gidMap) : st.gid;
+  h.uid = st.uid;
+  h.gid = st.gid;
   h.mtime = { sec: st.mtime.sec, nsec: 0 };
   if (typeflag === TypeFlag.Reg) h.size = st.size;
   if (typeflag === TypeFlag.Symlink) h.linkname = Deno.readLinkSync(abs);
