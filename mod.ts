@@ -39,4 +39,4 @@ export {
 export { inspectLayer, type LayerStreamInfo } from "./lib/archive/layer_stream.ts";
 export { type ApplyOptions, type ApplyResult, applyTar } from "./lib/archive/apply.ts";
 export { changesDirs, changesOverlay, changesSize } from "./lib/archive/changes.ts";
-export { exportChanges } from "./lib/archive/export.ts";
+export { exportChanges, exportTree } from "./lib/archive/export.ts";
