@@ -77,7 +77,11 @@ export function inspectLayer(
   });
   done.catch(() => {});
   const finish = async () => {
-    const [c, u] = await Promise.all([compressed.result, uncompressed.result]);
+    // An uncompressed layer's two digests are one: hashing it twice costs as much as the rest.
+    const [c, u] = await Promise.all([
+      compressed.result,
+      compression === Compression.Uncompressed ? compressed.result : uncompressed.result,
+    ]);
     const sorted = (s: Set<number>) => [...s].sort((a, b) => a - b);
     resolve({
       compression,
@@ -95,7 +99,10 @@ export function inspectLayer(
         if (!reader) {
           const d = await decompressStream(input.pipeThrough(compressed));
           compression = d.compression;
-          reader = d.stream.pipeThrough(uncompressed)
+          const tarBytes = compression === Compression.Uncompressed
+            ? d.stream
+            : d.stream.pipeThrough(uncompressed);
+          reader = tarBytes
             .pipeThrough(
               new TarSplitPacker(tarSplitSink, {
                 onHeader,
