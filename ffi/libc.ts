@@ -51,6 +51,10 @@ export const SYMBOLS = {
   getpagesize: { parameters: [], result: "i32" },
   geteuid: { parameters: [], result: "u32" },
   ioctl: { parameters: ["i32", "u64", "i32"], result: "i32" },
+  // Same function for requests whose argument points at a struct (FS_IOC_FS[GS]ETXATTR).
+  ioctl_ptr: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
+  quotactl: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
 } as const;
 
 /** The typed symbol table of libc. */

@@ -33,6 +33,7 @@ import { changesDirs, changesOverlay, changesSize } from "../../lib/archive/chan
 import { exportChanges, exportTree } from "../../lib/archive/export.ts";
 import { formatMountLabel, type OverlayOptions, splitMountOptions } from "./options.ts";
 import { type HostFeatures, setUpHost } from "./init.ts";
+import { parseStorageOpt } from "./quota.ts";
 import {
   exists,
   generateLinkID,
@@ -119,19 +120,24 @@ export class OverlayDriver implements Driver {
     return Promise.resolve();
   }
 
-  /** Creates a read-only layer; a `size` storage option is refused (read-write layers only). */
+  /** Creates a read-only layer; `size` and `inodes` storage options are for read-write layers. */
   async create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
-    if (opts?.storageOpt && "size" in opts.storageOpt) {
-      throw new ErrNotSupported(
-        undefined,
-        undefined,
-        "--storage-opt size is only supported for ReadWrite Layers",
-      );
+    for (const key of ["size", "inodes"]) {
+      if (opts?.storageOpt && key in opts.storageOpt) {
+        throw new ErrNotSupported(
+          undefined,
+          undefined,
+          `--storage-opt ${key} is only supported for ReadWrite Layers`,
+        );
+      }
     }
     await this.#create(id, parent, opts);
   }
 
-  /** Creates a writable layer; storage options need project quotas, which are not available. */
+  /**
+   * Creates a writable layer; storage options (`size`, `inodes`, defaulting
+   * to the driver's) need project quotas.
+   */
   async createReadWrite(id: string, parent: string, opts?: CreateOpts): Promise<void> {
     if (opts?.storageOpt && Object.keys(opts.storageOpt).length > 0 && !this.probed.projectQuota) {
       throw new ErrNotSupported(
@@ -140,7 +146,12 @@ export class OverlayDriver implements Driver {
         "--storage-opt is supported only for overlay over xfs with 'pquota' mount option",
       );
     }
-    await this.#create(id, parent, opts);
+    const storageOpt = {
+      size: String(this.opts.quotaSize),
+      inodes: String(this.opts.quotaInodes),
+      ...opts?.storageOpt,
+    };
+    await this.#create(id, parent, { ...opts, storageOpt });
   }
 
   /** Creates a layer whose lowers are `template` and its chain, so it shows the template's content. */
@@ -174,6 +185,8 @@ export class OverlayDriver implements Driver {
     }
     await mkdirOwned(dir, 0o700, uid, gid);
     try {
+      // every layer gets a project (usage is tracked); limits only where asked
+      this.probed.quotaCtl?.setQuota(dir, parseStorageOpt(opts?.storageOpt ?? {}));
       let perms = this.opts.forceMask ?? DEFAULT_PERMS;
       if (parentDir) perms = (await Deno.stat(`${parentDir}/diff`)).mode! & 0o7777;
       await mkdirOwned(`${dir}/diff`, perms, uid, gid);

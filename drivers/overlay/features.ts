@@ -20,6 +20,7 @@
 
 import { lgetxattr, lsetxattr, mknod, S_IFCHR } from "../../ffi/fs.ts";
 import { MNT_DETACH, mount, unmount } from "../../ffi/mount.ts";
+import { supportsDType } from "../../ffi/dirent.ts";
 import { splitMountOptions } from "./options.ts";
 
 /** statfs f_type of overlayfs. */
@@ -128,13 +129,13 @@ function errText(e: unknown): string {
  */
 export async function probeOverlay(home: string, fsName: string): Promise<string | undefined> {
   return await withTempDir(home, "compat", async (dir) => {
-    if (!(await supportsDType(dir))) {
+    if (!supportsDType(dir)) {
       let msg =
         `overlay: the backing ${fsName} filesystem is formatted without d_type support, which leads to incorrect behavior.`;
       if (fsName === "xfs") {
         msg += " Reformat the filesystem with ftype=1 to enable d_type support.";
       }
-      return msg + " Running without d_type is not supported.";
+      return msg + " Running without d_type is not supported.: driver not supported";
     }
     try {
       mknod(`${dir}/whiteout`, S_IFCHR | 0o600, 0);
@@ -167,16 +168,6 @@ export async function probeOverlay(home: string, fsName: string): Promise<string
       return `'overlay' is not supported over ${fsName} at ${JSON.stringify(home)}`;
     }
   });
-}
-
-/**
- * Whether directory entries on this filesystem carry their type (d_type).
- * Deno's readDir falls back to lstat when the kernel reports DT_UNKNOWN, so
- * the missing type is invisible from here without a getdents FFI call;
- * until ffi/ offers one, d_type is assumed present.
- */
-export function supportsDType(_dir: string): Promise<boolean> {
-  return Promise.resolve(true);
 }
 
 /** Mounts a small overlay in a temp dir under `home` with `mountOpts`, runs `fn` on it. */

@@ -29,6 +29,7 @@ import {
 } from "./features.ts";
 import { LINK_DIR } from "./layout.ts";
 import { makePrivate } from "./mounting.ts";
+import { ProjectQuotaControl } from "./quota.ts";
 
 const MOUNT_PROGRAM_FLAG_FILE = ".has-mount-program";
 
@@ -44,6 +45,8 @@ export interface HostFeatures {
   naiveDiff: boolean;
   /** Project quotas (overlay.size) are available. */
   projectQuota: boolean;
+  /** Sets per-layer project quotas; present where projectQuota is true. */
+  quotaCtl?: ProjectQuotaControl;
 }
 
 /**
@@ -108,6 +111,33 @@ export async function setUpHost(
       const on = await probeMetacopy(home, opts.mountOptions);
       return { supported: on, text: "" };
     });
+  }
+
+  const wantsQuota = opts.quotaSize > 0 || opts.quotaInodes > 0;
+  let quotaCtl: ProjectQuotaControl | undefined;
+  if (magic === FS_MAGIC_XFS) {
+    try {
+      quotaCtl = ProjectQuotaControl.open(home);
+    } catch (e) {
+      if (wantsQuota) {
+        throw new ErrConfig(
+          undefined,
+          { cause: e },
+          `storage options overlay.size and overlay.inodes not supported. Filesystem does not support Project Quota: ${
+            (e as Error).message
+          }`,
+        );
+      }
+    }
+  } else if (wantsQuota) {
+    throw new ErrConfig(
+      undefined,
+      undefined,
+      `storage option overlay.size and overlay.inodes only supported for backingFS XFS. Found ${backingFs}`,
+    );
+  }
+  if (opts.mountProgram === "") {
+    // after the quota set-up, as the reference: a refused quota leaves no native-diff record
     naiveDiff = !(await cached(runHome, `native-diff(${opts.mountOptions})`, async () => {
       const why = await probeNativeDiff(home, opts.mountOptions);
       return why === undefined ? { supported: true, text: "" } : {
@@ -117,23 +147,15 @@ export async function setUpHost(
       };
     }));
   }
-
-  if (opts.quotaSize > 0 || opts.quotaInodes > 0) {
-    throw new ErrConfig(
-      undefined,
-      undefined,
-      magic === FS_MAGIC_XFS
-        ? "storage options overlay.size and overlay.inodes not supported. Filesystem does not support Project Quota: project quotas are not implemented by this driver"
-        : `storage option overlay.size and overlay.inodes only supported for backingFS XFS. Found ${backingFs}`,
-    );
-  }
   if (!opts.skipMountHome) await makePrivate(home);
   const features = {
     backingFs,
+    // overlay refuses filesystems without d_type above; a mount program does not need it
     supportsDType: true,
     usingMetacopy,
     naiveDiff,
-    projectQuota: false,
+    projectQuota: quotaCtl !== undefined,
+    quotaCtl,
   };
   return { opts, features };
 }
