@@ -192,10 +192,12 @@ try {
 
   row("GNU tar -c", tarC);
   Deno.mkdirSync(`${tmp}/gnu`);
+  await sh("sync", []);
   row("GNU tar -x", await sh("tar", ["-xf", tarPath, "-C", `${tmp}/gnu`]));
 
   const baseRss = Deno.memoryUsage().rss;
   Deno.mkdirSync(`${tmp}/ours`);
+  await sh("sync", []);
   const apply = await measure(async () => {
     const f = await Deno.open(tarPath);
     await applyTar(f.readable, `${tmp}/ours`, { whiteoutFormat: "aufs" });
@@ -203,6 +205,7 @@ try {
   row("our applyTar", apply.s, apply.rss);
 
   Deno.mkdirSync(`${tmp}/ours2`);
+  await sh("sync", []);
   const splitPath = `${tmp}/layer.tar-split.gz`;
   const store = await measure(async () => {
     const f = await Deno.open(tarPath);
@@ -215,6 +218,7 @@ try {
   });
   row("our apply + digests + tar-split", store.s, store.rss);
 
+  await sh("sync", []);
   let got = "";
   const rebuild = await measure(async () => {
     const getter = {
@@ -236,18 +240,33 @@ try {
   row("our tar-split rebuild (sha256 ok)", rebuild.s, rebuild.rss);
   row("sha256sum of the tar", await sh("sha256sum", [tarPath]));
 
-  const cli = which("containers-storage");
-  if (cli && Deno.uid() === 0) {
-    const cs = ["-g", `${tmp}/cs/g`, "-R", `${tmp}/cs/r`, "-s", "vfs"];
-    let id = "";
+  // The same operations through each tool's front door, on the same tarball,
+  // gzip-compressed as registries serve layers: our CLI and the reference CLI.
+  const gzPath = `${tmp}/layer.tar.gz`;
+  await sh("sh", ["-c", `gzip -1 -c ${tarPath} > ${gzPath}`]);
+  const refCli = which("containers-storage");
+  const ourCli = [Deno.execPath(), "run", "-A", new URL("../cli.ts", import.meta.url).pathname];
+  const driver = Deno.uid() === 0 ? "overlay" : "vfs";
+  const tools: [string, string[]][] = [["our CLI", ourCli]];
+  if (refCli && Deno.uid() === 0) tools.push(["reference", [refCli]]);
+  for (const [who, argv] of tools) {
+    const root = `${tmp}/${who.replace(" ", "-")}`;
+    const cs = [...argv.slice(1), "-g", `${root}/g`, "-R", `${root}/r`, "-s", driver];
+    await sh("sync", []);
     const t0 = performance.now();
-    id = (await shOut(cli, [...cs, "import-layer", "-f", tarPath])).split("\n").pop()!;
-    row("reference import-layer (vfs)", (performance.now() - t0) / 1000);
+    const id = (await shOut(argv[0], [...cs, "import-layer", "-f", gzPath])).split("\n").pop()!;
+    row(`${who} import-layer .tar.gz (${driver})`, (performance.now() - t0) / 1000);
+    await sh("sync", []);
     row(
-      "reference diff -u (vfs)",
-      await sh(cli, [...cs, "diff", "-u", "-f", `${tmp}/ref-diff.tar`, id]),
+      `${who} diff -u (${driver})`,
+      await sh(argv[0], [...cs, "diff", "-u", "-f", `${root}/d.tar`, id]),
     );
-    await sh(cli, [...cs, "delete-layer", id]).catch(() => 0);
+    if (await sha256((await Deno.open(`${root}/d.tar`)).readable) !== want) {
+      throw new Error(`${who}: diff -u is not the imported tarball`);
+    }
+    await sh(argv[0], [...cs, "delete-layer", id]);
+    await sh(argv[0], [...cs, "shutdown"]).catch(() => 0);
+    await new Deno.Command("umount", { args: [`${root}/g/${driver}`], stderr: "null" }).output();
   }
 
   console.log(

@@ -13,6 +13,7 @@
  */
 
 import type { FileGetter } from "../driver.ts";
+import { openFileStream } from "../../lib/archive/file_stream.ts";
 
 /**
  * Bytes used by the files under `dir`, as containers/storage counts them:
@@ -49,17 +50,17 @@ export class DiffDirsGetter implements FileGetter {
   constructor(private readonly dirs: string[]) {}
 
   /** Opens `path` (a tar entry name such as "./etc/passwd") in the first directory that has it. */
-  async get(path: string): Promise<ReadableStream<Uint8Array>> {
+  get(path: string): Promise<ReadableStream<Uint8Array>> {
     const rel = relativeName(path);
     let first: unknown;
     for (const d of this.dirs) {
       try {
-        return (await Deno.open(`${d}/${rel}`)).readable;
+        return Promise.resolve(openFileStream(`${d}/${rel}`));
       } catch (e) {
         first ??= e;
       }
     }
-    throw first ?? new Deno.errors.NotFound(path);
+    return Promise.reject(first ?? new Deno.errors.NotFound(path));
   }
 
   /** Nothing to release: the getter reads directories directly. */

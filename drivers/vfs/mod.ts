@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { applyTar } from "../../lib/archive/apply.ts";
 import { changesDirs, changesSize } from "../../lib/archive/changes.ts";
 import { exportChanges, exportTree } from "../../lib/archive/export.ts";
+import { openFileStream } from "../../lib/archive/file_stream.ts";
 import { ErrDriverNotSupported } from "../../lib/errors.ts";
 import { type IDMappings, toContainer, toHost } from "../../lib/idmap.ts";
 import { lchown, lgetxattr, lsetxattr, lstatNs, S_IFLNK, S_IFMT } from "../../ffi/fs.ts";
@@ -255,9 +256,7 @@ class VfsDriver implements Driver {
   diffGetter(id: string): Promise<FileGetter> {
     const root = this.dir(id);
     return Promise.resolve({
-      async get(path: string) {
-        return (await Deno.open(join(root, path))).readable;
-      },
+      get: (path: string) => Promise.resolve(openFileStream(join(root, path))),
       async close() {},
     });
   }
