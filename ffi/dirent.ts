@@ -12,11 +12,7 @@
  * @module
  */
 
-import { check, cstr, libc } from "./libc.ts";
-
-const O_RDONLY = 0;
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
+import { check, cstr, libc, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "./libc.ts";
 
 /** The filesystem did not say what the entry is. */
 export const DT_UNKNOWN = 0;

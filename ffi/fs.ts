@@ -14,7 +14,20 @@
  */
 
 import { SyscallError } from "./errors.ts";
-import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, check, cstr, errno, libc } from "./libc.ts";
+import {
+  AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
+  check,
+  cstr,
+  errno,
+  libc,
+  O_CLOEXEC,
+  O_CREAT,
+  O_EXCL,
+  O_RDONLY,
+  O_TRUNC,
+  O_WRONLY,
+} from "./libc.ts";
 
 /** File type bits of `mode`: character device. */
 export const S_IFCHR = 0o020000;
@@ -241,8 +254,6 @@ export function getpagesize(): number {
   return libc().getpagesize();
 }
 
-const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000;
-const O_CLOEXEC = 0o2000000;
 const FICLONE = 0x40049409n;
 /** Errnos meaning "this file system (pair) cannot reflink". */
 const NO_REFLINK = new Set([18, /* EXDEV */ 22, /* EINVAL */ 25, /* ENOTTY */ 95 /* EOPNOTSUPP */]);

@@ -108,5 +108,22 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
 
 /** `AT_FDCWD`: resolve relative paths against the working directory. */
 export const AT_FDCWD: number = -100;
+/** open(2) flags (x86_64 Linux values). */
+export const O_RDONLY = 0;
+/** open(2): write only. */
+export const O_WRONLY = 0o1;
+/** open(2): read and write. */
+export const O_RDWR = 0o2;
+/** open(2): create if missing. */
+export const O_CREAT = 0o100;
+/** open(2): fail if it exists. */
+export const O_EXCL = 0o200;
+/** open(2): truncate. */
+export const O_TRUNC = 0o1000;
+/** open(2): fail unless a directory. */
+export const O_DIRECTORY = 0o200000;
+/** open(2): close on exec. */
+export const O_CLOEXEC = 0o2000000;
+
 /** `AT_SYMLINK_NOFOLLOW`: act on a symlink itself, not its target. */
 export const AT_SYMLINK_NOFOLLOW = 0x100;

@@ -24,16 +24,9 @@
  */
 
 import { SyscallError } from "./errors.ts";
-import { check, cstr, errno, libc } from "./libc.ts";
+import { check, cstr, errno, libc, O_CLOEXEC } from "./libc.ts";
 
-/** open(2) flag: read only. */
-export const O_RDONLY = 0;
-/** open(2) flag: read and write. */
-export const O_RDWR = 0o2;
-/** open(2) flag: create if missing. */
-export const O_CREAT = 0o100;
-/** open(2) flag: close on exec (always added by {@linkcode openFd}). */
-export const O_CLOEXEC = 0o2000000;
+export { O_CLOEXEC, O_CREAT, O_RDONLY, O_RDWR } from "./libc.ts";
 
 const F_OFD_GETLK = 36, F_OFD_SETLK = 37, F_OFD_SETLKW = 38;
 const F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;

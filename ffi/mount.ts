@@ -11,8 +11,7 @@
  * @module
  */
 
-import { check, cstr, libc } from "./libc.ts";
-import { O_CLOEXEC, O_RDONLY } from "./lock.ts";
+import { check, cstr, libc, O_CLOEXEC, O_RDONLY } from "./libc.ts";
 
 /** Mount read-only. */
 export const MS_RDONLY = 0x1;

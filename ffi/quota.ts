@@ -19,11 +19,7 @@
  * @module
  */
 
-import { check, cstr, libc } from "./libc.ts";
-
-const O_RDONLY = 0;
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
+import { check, cstr, libc, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "./libc.ts";
 
 /** `_IOR('X', 31, struct fsxattr)`: read a file's extended attributes (flags, project ID). */
 export const FS_IOC_FSGETXATTR = 0x801c581f;

@@ -23,6 +23,7 @@ import { ErrConfig, ErrInvalidIDMap } from "./errors.ts";
 import { type IDMap, idMappingsForUser, parseIDMap } from "./idmap.ts";
 import { configError, readStorageConf, type StorageConf } from "./config_file.ts";
 import { geteuid } from "../ffi/process.ts";
+import { pathExists } from "./path_exists.ts";
 
 export { parseStorageConf, readStorageConf } from "./config_file.ts";
 export type { StorageConf, StorageConfOptions } from "./config_file.ts";
@@ -289,16 +290,6 @@ export async function storeOptionsFromConf(
   return withEffective(out);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return false;
-    throw e;
-  }
-}
-
 async function realOrClean(path: string): Promise<string> {
   try {
     return await Deno.realPath(path);
@@ -402,7 +393,7 @@ function effectiveUid(input: DefaultStoreOptionsInput, env: Record<string, strin
 
 async function systemConfigFile(input: DefaultStoreOptionsInput): Promise<string> {
   const system = input.systemConfigPath ?? SYSTEM_CONFIG_FILE;
-  return await exists(system) ? system : input.vendorConfigPath ?? VENDOR_CONFIG_FILE;
+  return await pathExists(system) ? system : input.vendorConfigPath ?? VENDOR_CONFIG_FILE;
 }
 
 /**

@@ -34,15 +34,7 @@ import { exportChanges, exportTree } from "../../lib/archive/export.ts";
 import { formatMountLabel, type OverlayOptions, splitMountOptions } from "./options.ts";
 import { type HostFeatures, setUpHost } from "./init.ts";
 import { parseStorageOpt } from "./quota.ts";
-import {
-  exists,
-  generateLinkID,
-  Layout,
-  LINK_DIR,
-  LOWER_FILE,
-  MAX_DEPTH,
-  readOptional,
-} from "./layout.ts";
+import { generateLinkID, Layout, LINK_DIR, LOWER_FILE, MAX_DEPTH, readOptional } from "./layout.ts";
 import {
   appendMappings,
   detachMountsUnder,
@@ -57,6 +49,7 @@ import {
 import { KeyedMutex } from "./keyed_mutex.ts";
 import { chownByMaps, diffName, rotateDiffs } from "./idmap.ts";
 import { DiffDirsGetter, directorySize, releaseAfter } from "./diff.ts";
+import { pathExists } from "../../lib/path_exists.ts";
 
 const DEFAULT_PERMS = 0o555;
 
@@ -233,7 +226,7 @@ export class OverlayDriver implements Driver {
 
   async #existingDir(id: string): Promise<string> {
     const dir = await this.#layout.dir(id);
-    if (!(await exists(dir))) {
+    if (!(await pathExists(dir))) {
       throw new ErrLayerUnknown(id, undefined, "no overlay directory for the layer");
     }
     return dir;
@@ -278,7 +271,7 @@ export class OverlayDriver implements Driver {
     const uid = toHost(0, this.defaultMappings?.uidMap ?? []);
     const gid = toHost(0, this.defaultMappings?.gidMap ?? []);
     const diffDir = `${dir}/diff`;
-    if (!(await exists(diffDir))) await mkdirOwned(diffDir, perms, uid, gid);
+    if (!(await pathExists(diffDir))) await mkdirOwned(diffDir, perms, uid, gid);
     const merged = this.#mergedDir(id, dir);
     await Deno.mkdir(merged, { recursive: true, mode: 0o700 });
     if (!inStore) await Deno.chown(merged, uid, gid);
@@ -359,7 +352,7 @@ export class OverlayDriver implements Driver {
 
   /** Whether the layer has a directory here or in an image store. */
   async exists(id: string): Promise<boolean> {
-    return await exists(await this.#layout.dir(id));
+    return await pathExists(await this.#layout.dir(id));
   }
 
   /** Whether `parent` is the layer's direct parent, so diff/ alone is its diff. */
@@ -506,7 +499,9 @@ export class OverlayDriver implements Driver {
   async diffGetter(id: string): Promise<FileGetter> {
     const dir = await this.#existingDir(id);
     const dirs = [`${dir}/diff`];
-    for (let n = 1; await exists(`${dir}/${diffName(n)}`); n++) dirs.push(`${dir}/${diffName(n)}`);
+    for (let n = 1; await pathExists(`${dir}/${diffName(n)}`); n++) {
+      dirs.push(`${dir}/${diffName(n)}`);
+    }
     dirs.push(...await this.#layout.lowerDirs(id));
     return new DiffDirsGetter(dirs);
   }

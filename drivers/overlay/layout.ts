@@ -33,6 +33,7 @@ export const ID_LENGTH = 26;
 
 import { diffName } from "./idmap.ts";
 import { symlink } from "../../ffi/fs.ts";
+import { pathExists } from "../../lib/path_exists.ts";
 
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
@@ -52,17 +53,6 @@ export function generateLinkID(): string {
     acc &= (1 << bits) - 1;
   }
   return out;
-}
-
-/** Whether a path exists (stat follows symlinks). */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return false;
-    throw e;
-  }
 }
 
 /** Reads a file as text, or undefined when it does not exist. */
@@ -95,9 +85,9 @@ export class Layout {
    */
   async dir(id: string): Promise<string> {
     const own = `${this.home}/${id}`;
-    if (await exists(own)) return own;
+    if (await pathExists(own)) return own;
     for (const h of this.storeHomes) {
-      if (await exists(`${h}/${id}`)) return `${h}/${id}`;
+      if (await pathExists(`${h}/${id}`)) return `${h}/${id}`;
     }
     return own;
   }
@@ -162,7 +152,7 @@ export class Layout {
     const abs: string[] = [];
     const rel: string[] = [];
     let perms: number | undefined;
-    for (let n = 1; await exists(`${dir}/${diffName(n)}`); n++) {
+    for (let n = 1; await pathExists(`${dir}/${diffName(n)}`); n++) {
       perms ??= (await Deno.stat(`${dir}/${diffName(n)}`)).mode! & 0o7777;
       abs.push(`${dir}/${diffName(n)}`);
       rel.push(`${id}/${diffName(n)}`);
@@ -195,7 +185,7 @@ export class Layout {
       perms ??= st!.mode! & 0o7777;
       abs.push(lower);
       rel.push(l);
-      for (let n = 1; await exists(`${lower}/../${diffName(n)}`); n++) {
+      for (let n = 1; await pathExists(`${lower}/../${diffName(n)}`); n++) {
         abs.push(`${lower}/../${diffName(n)}`);
         rel.push(`${l}/../${diffName(n)}`);
       }

@@ -165,3 +165,18 @@ export function emptyHeader(name = "", typeflag: string = TypeFlag.Reg): TarHead
     pax: {},
   };
 }
+
+/** Go's path.Clean: lexical normalisation of a slash-separated path ("" becomes "."). */
+export function cleanPath(p: string): string {
+  const abs = p.startsWith("/");
+  const out: string[] = [];
+  for (const part of p.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (out.length && out[out.length - 1] !== "..") out.pop();
+      else if (!abs) out.push("..");
+    } else out.push(part);
+  }
+  const s = (abs ? "/" : "") + out.join("/");
+  return s === "" ? "." : s;
+}

@@ -25,6 +25,7 @@ import { ErrBadArchive } from "../errors.ts";
 import {
   BLOCK,
   blockPadding,
+  emptyHeader,
   Field,
   isHeaderOnlyType,
   type TarHeader,
@@ -530,22 +531,7 @@ export class TarParser {
           break;
         case TypeFlag.XGlobalHeader: {
           // Go returns a global header as an entry of its own, applying it to nothing.
-          const h: TarHeader = {
-            name: this.#name ?? "",
-            typeflag: TypeFlag.XGlobalHeader,
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            uname: "",
-            gname: "",
-            size: 0,
-            mtime: { sec: 0, nsec: 0 },
-            linkname: "",
-            devmajor: 0,
-            devminor: 0,
-            xattrs: {},
-            pax: {},
-          };
+          const h = emptyHeader(this.#name ?? "", TypeFlag.XGlobalHeader);
           for (const [k, v] of parsePax(data)) {
             if (k.startsWith("SCHILY.xattr.")) h.xattrs[k.slice(13)] = v.slice();
             else h.pax[k] = lossy.decode(v);

@@ -27,7 +27,7 @@ import { ErrBadArchive } from "../errors.ts";
 import type { FileGetter } from "../../drivers/driver.ts";
 import { Crc64 } from "./crc64.ts";
 import { FileStream } from "./file_stream.ts";
-import type { TarHeader } from "./tar_header.ts";
+import { cleanPath, type TarHeader } from "./tar_header.ts";
 import { TarParser } from "./tar_reader.ts";
 
 /** Entry type of a file (body not stored). */
@@ -69,21 +69,6 @@ function base64(b: Uint8Array): string {
 
 function fromBase64(s: string): Uint8Array {
   return (Uint8Array as unknown as { fromBase64(s: string): Uint8Array }).fromBase64(s);
-}
-
-/** Go's filepath.Clean, for tar-split's duplicate-path check. */
-function clean(p: string): string {
-  const abs = p.startsWith("/");
-  const out: string[] = [];
-  for (const part of p.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (out.length && out[out.length - 1] !== "..") out.pop();
-      else if (!abs) out.push("..");
-    } else out.push(part);
-  }
-  const s = (abs ? "/" : "") + out.join("/");
-  return s === "" ? "." : s;
 }
 
 /** A growable byte buffer for raw segment bytes. */
@@ -173,7 +158,7 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
         size += b.length;
       },
       entryEnd: () => {
-        const key = clean(name);
+        const key = cleanPath(name);
         if (seen.has(key)) {
           throw new ErrBadArchive(name, undefined, "duplicate path, which tar-split cannot record");
         }
@@ -369,7 +354,7 @@ export function rebuildTar(
         throw new ErrBadArchive(e.name, undefined, `unknown tar-split entry type ${e.type}`);
       }
       const name = e.name ?? "";
-      const key = clean(name);
+      const key = cleanPath(name);
       if (seen.has(key)) throw new ErrBadArchive(name, undefined, "duplicate path in tar-split");
       seen.add(key);
       if (e.size === 0) continue;

@@ -24,6 +24,7 @@
 import {
   BLOCK,
   blockPadding,
+  cleanPath,
   Field,
   type TarHeader,
   type TarTime,
@@ -78,21 +79,6 @@ function fitsOctal(n: number, x: number): boolean {
 function fitsBase256(n: number, x: number): boolean {
   const lim = 2 ** ((n - 1) * 8);
   return n >= 9 || (x >= -lim && x < lim);
-}
-
-/** Go's path.Clean for the PAX header file name. */
-function cleanPath(p: string): string {
-  const abs = p.startsWith("/");
-  const out: string[] = [];
-  for (const part of p.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (out.length && out[out.length - 1] !== "..") out.pop();
-      else if (!abs) out.push("..");
-    } else out.push(part);
-  }
-  const s = (abs ? "/" : "") + out.join("/");
-  return s === "" ? "." : s;
 }
 
 /** Go's formatPAXTime: seconds, then a fraction without trailing zeros. */
