@@ -84,24 +84,19 @@ function unescapeMountField(s: string): string {
 function readMountInfo(): string {
   const path = "/proc/self/mountinfo";
   const fd = check(libc().open(cstr(path), O_RDONLY | O_CLOEXEC, 0), "open", path);
-  const chunks: Uint8Array[] = [];
+  const dec = new TextDecoder();
+  const buf = new Uint8Array(65536);
+  let text = "";
   try {
     for (;;) {
-      const buf = new Uint8Array(65536);
       const n = Number(check(libc().read(fd, buf, BigInt(buf.length)), "read", path));
       if (n === 0) break;
-      chunks.push(buf.subarray(0, n));
+      text += dec.decode(buf.subarray(0, n), { stream: true });
     }
   } finally {
     libc().close(fd);
   }
-  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    all.set(c, off);
-    off += c.length;
-  }
-  return new TextDecoder().decode(all);
+  return text + dec.decode();
 }
 
 /** Mount points of this process's mount namespace, in mountinfo order. */

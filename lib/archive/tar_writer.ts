@@ -30,6 +30,7 @@ import {
   type TarTime,
   TypeFlag,
 } from "./tar_header.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** Header format wanted from the writer (Go's tar.Format). */
 export type TarFormat = "ustar" | "pax" | "gnu";
@@ -208,18 +209,6 @@ function rawFile(
   return [blk.finish(format), data, ZEROS.subarray(0, blockPadding(data.length))];
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /**
  * Encodes the header blocks of one entry (extension headers included) as
  * Go's tar.Writer.WriteHeader would, without the body.
@@ -313,9 +302,11 @@ export function encodeHeader(header: TarHeader, opts: TarWriteOptions = {}): Uin
     const parts: Uint8Array[] = [];
     if (recs.size || isGlobal) {
       const keys = [...recs.keys()].sort();
-      const data = concat(keys.map((k) => paxRecord(k, recs.get(k)!)));
+      const data = concatBytes(keys.map((k) => paxRecord(k, recs.get(k)!)));
       if (isGlobal) {
-        return concat(rawFile(h.name || "GlobalHead.0.0", data, TypeFlag.XGlobalHeader, "ustar"));
+        return concatBytes(
+          rawFile(h.name || "GlobalHead.0.0", data, TypeFlag.XGlobalHeader, "ustar"),
+        );
       }
       const slash = h.name.lastIndexOf("/");
       const dir = h.name.slice(0, slash + 1);
@@ -325,11 +316,11 @@ export function encodeHeader(header: TarHeader, opts: TarWriteOptions = {}): Uin
     }
     const blk = templateV7Plus(h, name, (b, f, s) => b.str(f, toASCII(s)), "octal", mtime);
     parts.push(blk.finish("ustar"));
-    return concat(parts);
+    return concatBytes(parts);
   }
   if (gnu) {
     const parts: Uint8Array[] = [];
-    const nul = (s: Uint8Array) => concat([s, new Uint8Array(1)]);
+    const nul = (s: Uint8Array) => concatBytes([s, new Uint8Array(1)]);
     if (name.length > 100) {
       parts.push(...rawFile("././@LongLink", nul(name), TypeFlag.GNULongName, "gnu"));
     }
@@ -341,7 +332,7 @@ export function encodeHeader(header: TarHeader, opts: TarWriteOptions = {}): Uin
     if (atime) blk.numeric(Field.gnuAtime, atime.sec);
     if (ctime) blk.numeric(Field.gnuCtime, ctime.sec);
     parts.push(blk.finish("gnu"));
-    return concat(parts);
+    return concatBytes(parts);
   }
   throw new Error(
     `tar header for ${JSON.stringify(h.name)} cannot be encoded in format ${opts.format ?? "any"}`,

@@ -27,6 +27,7 @@ import {
   type LayerOptions,
 } from "./layer.ts";
 import { addToDigestMap, type LayerStore, removeFromDigestMap } from "./store.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** A new layer and the size of the diff applied to it (-1 without a diff). */
 export interface PutResult {
@@ -214,7 +215,7 @@ export async function applyDiff(
     throw e;
   }
   const info = await done;
-  await atomicWriteFile(s.tarSplitPath(layer.id), concat(tarSplit), 0o600);
+  await atomicWriteFile(s.tarSplitPath(layer.id), concatBytes(tarSplit), 0o600);
   const compressed = more?.originalDigest?.startsWith("sha256:")
     ? more.originalDigest
     : info.compressedDigest;
@@ -236,14 +237,4 @@ export async function applyDiff(
   layer.gidset = [...new Set(info.gids)].sort((a, b) => a - b);
   await s.save();
   return size;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
