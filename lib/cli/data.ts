@@ -13,7 +13,7 @@
 
 import { ErrInvalidBigDataName } from "../errors.ts";
 import { type Command, type Context, jsonFlag } from "./command.ts";
-import { createOutput, openInput, writeStream } from "./files.ts";
+import { openInput, withOutput, writeStream } from "./files.ts";
 import { goJSON, goQuote } from "./io.ts";
 import { CliError } from "./messages.ts";
 
@@ -28,10 +28,8 @@ async function listLayerData(ctx: Context): Promise<number> {
 
 async function getLayerData(ctx: Context): Promise<number> {
   const l = await ctx.store.layer(ctx.args[0]);
-  const path = ctx.flags.getString("file");
   // The reference creates the output file before looking the item up.
-  const file = path === "" ? undefined : await createOutput(path);
-  try {
+  await withOutput(ctx.flags.getString("file"), async (file) => {
     let data: ReadableStream<Uint8Array>;
     try {
       data = await ctx.store.layerBigData(l.id, ctx.args[1]);
@@ -44,14 +42,7 @@ async function getLayerData(ctx: Context): Promise<number> {
       );
     }
     await writeStream(data, file, ctx.io.out);
-  } catch (e) {
-    try {
-      file?.close();
-    } catch {
-      // closed by the failed pipe
-    }
-    throw e;
-  }
+  });
   return 0;
 }
 

@@ -13,7 +13,7 @@
 
 import { ChangeKind } from "../../drivers/driver.ts";
 import { type Command, type Context, jsonFlag } from "./command.ts";
-import { createOutput, openInput, writeStream } from "./files.ts";
+import { openInput, withOutput, writeStream } from "./files.ts";
 import { goJSON, goQuote } from "./io.ts";
 import { CliError } from "./messages.ts";
 
@@ -48,9 +48,7 @@ async function changes(ctx: Context): Promise<number> {
 
 async function diff(ctx: Context): Promise<number> {
   const f = ctx.flags;
-  const path = f.getString("file");
-  const file = path === "" ? undefined : await createOutput(path);
-  try {
+  await withOutput(f.getString("file"), async (file) => {
     let compression: number | undefined;
     if (f.getBool("uncompressed") || f.getBool("gzip") || f.getBool("bzip2") || f.getBool("xz")) {
       compression = UNCOMPRESSED;
@@ -64,14 +62,7 @@ async function diff(ctx: Context): Promise<number> {
     const [from, to] = fromTo(ctx);
     const stream = await ctx.store.diff(from, to, { compression });
     await writeStream(stream, file, ctx.io.out);
-  } catch (e) {
-    try {
-      file?.close();
-    } catch {
-      // closed by the failed pipe
-    }
-    throw e;
-  }
+  });
   return 0;
 }
 

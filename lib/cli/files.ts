@@ -45,11 +45,33 @@ export async function openInput(path: string): Promise<Input> {
 }
 
 /** Creates (or truncates) `path` like Go's os.Create (mode 0666 before umask). */
-export async function createOutput(path: string): Promise<Deno.FsFile> {
+async function createOutput(path: string): Promise<Deno.FsFile> {
   try {
     return await Deno.open(path, { write: true, create: true, truncate: true, mode: 0o666 });
   } catch (e) {
     throw pathError("open", path, e);
+  }
+}
+
+/**
+ * Creates the `-f` output file (none means stdout) and runs `fn` with it;
+ * if `fn` fails before the file was handed to {@linkcode writeStream}, the
+ * file is closed here.
+ */
+export async function withOutput(
+  path: string,
+  fn: (file: Deno.FsFile | undefined) => Promise<void>,
+): Promise<void> {
+  const file = path === "" ? undefined : await createOutput(path);
+  try {
+    await fn(file);
+  } catch (e) {
+    try {
+      file?.close();
+    } catch {
+      // already closed by the failed pipe
+    }
+    throw e;
   }
 }
 
