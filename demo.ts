@@ -55,36 +55,31 @@ async function main(): Promise<void> {
     imageStores: [],
   });
   try {
-    const baseTar = await collect(writeTar(layerTarEntries({
+    // Each layer is a tarball built in memory and streamed into the store.
+    const putTarLayer = async (name: string, parent: string, files: Record<string, string>) => {
+      const tar = await collect(writeTar(layerTarEntries(files)));
+      const { layer } = await store.putLayer(
+        undefined,
+        parent,
+        [name],
+        "",
+        false,
+        undefined,
+        ReadableStream.from([tar]),
+      );
+      return { layer, tar };
+    };
+    const { layer: base } = await putTarLayer("demo-base", "", {
       "etc/": "",
       "etc/hostname": "demo\n",
       "etc/motd": "hello from the base layer\n",
-    })));
-    const { layer: base } = await store.putLayer(
-      undefined,
-      "",
-      ["demo-base"],
-      "",
-      false,
-      undefined,
-      ReadableStream.from([baseTar]),
-    );
+    });
     console.log(`base layer  ${base.id}  diff ${base["diff-digest"]}`);
-
-    const topTar = await collect(writeTar(layerTarEntries({
+    const { layer: top, tar: topTar } = await putTarLayer("demo-top", base.id, {
       "etc/": "",
       "etc/.wh.motd": "",
       "etc/os-release": "NAME=demo\n",
-    })));
-    const { layer: top } = await store.putLayer(
-      undefined,
-      base.id,
-      ["demo-top"],
-      "",
-      false,
-      undefined,
-      ReadableStream.from([topTar]),
-    );
+    });
     console.log(`top layer   ${top.id}  parent ${top.parent?.slice(0, 12)}`);
 
     const mnt = await store.mount(top.id);
