@@ -55,6 +55,10 @@ export const SYMBOLS = {
   ioctl_ptr: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
   quotactl: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // syscall(2) is variadic; a fixed seven-i64 signature reaches every syscall that has no
+  // libc wrapper (open_tree, mount_setattr, move_mount); pointers go in as their addresses.
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
 } as const;
 
 /** The typed symbol table of libc. */

@@ -2,7 +2,7 @@
  * The overlay storage driver: each layer is a `diff` directory, stacked
  * with kernel overlayfs at mount time (see layout.ts for the on-disk form,
  * mounting.ts for how mounts are made, init.ts and features.ts for host
- * probing).
+ * probing, idmapped.ts for shifting through ID-mapped lowers).
  *
  * @example
  * ```ts ignore
@@ -49,6 +49,7 @@ import {
 import { KeyedMutex } from "./keyed_mutex.ts";
 import { chownByMaps, diffName, rotateDiffs } from "./idmap.ts";
 import { DiffDirsGetter, directorySize, releaseAfter } from "./diff.ts";
+import { detachMapped, idmapDisabledByEnv, mapLowers, type MappedLowers } from "./idmapped.ts";
 import { pathExists } from "../../lib/path_exists.ts";
 
 const DEFAULT_PERMS = 0o555;
@@ -247,6 +248,7 @@ export class OverlayDriver implements Driver {
 
   async #get(id: string, disableShifting: boolean, options: MountOpts): Promise<string> {
     const dir = await this.#existingDir(id);
+    if (!this.supportsShifting() || options.disableShifting) disableShifting = true;
     const inStore = !dir.startsWith(this.home + "/");
     let optsList = options.options ?? [];
     if (optsList.length === 0) optsList = this.opts.mountOptions.split(",");
@@ -261,7 +263,7 @@ export class OverlayDriver implements Driver {
     const lowerText = await readOptional(`${dir}/${LOWER_FILE}`);
     const links = lowerText ? lowerText.split(":") : [];
     if (links.length > MAX_DEPTH) throw new Error("max depth exceeded");
-    const { abs, rel, perms } = await this.#layout.mountLowers(
+    let { abs, rel, perms } = await this.#layout.mountLowers(
       id,
       dir,
       links,
@@ -277,7 +279,16 @@ export class OverlayDriver implements Driver {
     if (!inStore) await Deno.chown(merged, uid, gid);
 
     if (this.#ctr.increment(merged) > 1) return merged;
+    let mapped: MappedLowers | undefined;
     try {
+      const maps = options.idMappings;
+      // a mount program gets the maps as options (below) and maps the lowers itself
+      if (
+        !disableShifting && this.opts.mountProgram === "" && maps && maps.uidMap.length > 0 &&
+        maps.gidMap.length > 0
+      ) {
+        ({ abs, rel } = mapped = await mapLowers(this.home, id, abs, maps));
+      }
       const tail = optsList.length > 0 ? `,${optsList.join(",")}` : "";
       const workDir = `${dir}/work`;
       let opts = readWrite
@@ -318,6 +329,9 @@ export class OverlayDriver implements Driver {
     } catch (e) {
       this.#ctr.decrement(merged);
       throw e;
+    } finally {
+      // overlay holds its own references to the lowers it was given
+      mapped?.detach();
     }
     return merged;
   }
@@ -344,6 +358,8 @@ export class OverlayDriver implements Driver {
     const dir = await this.#existingDir(id);
     const merged = this.#mergedDir(id, dir);
     if (this.#ctr.decrement(merged) > 0) return;
+    // normally detached right after mounting; a failed mount may have left some behind
+    await detachMapped(this.home, id);
     if (this.opts.mountProgram !== "") await unmountProgramMount(merged);
     else unmountDetach(merged);
     // never recursive: a mount that is somehow still attached must not lose its files
@@ -506,10 +522,14 @@ export class OverlayDriver implements Driver {
     return new DiffDirsGetter(dirs);
   }
 
-  /** True with a mount program (it maps IDs at mount time). */
+  /**
+   * True with a mount program (it maps IDs at mount time) or where overlay
+   * stacks over ID-mapped lowers; never with `_CONTAINERS_OVERLAY_DISABLE_IDMAP=yes`.
+   */
   supportsShifting(): boolean {
+    if (idmapDisabledByEnv()) return false;
     if (Deno.env.get("_TEST_FORCE_SUPPORT_SHIFTING") === "yes-please") return true;
-    return this.opts.mountProgram !== "";
+    return this.opts.mountProgram !== "" || this.probed.idmappedLowers;
   }
 
   /**

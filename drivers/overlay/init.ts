@@ -29,6 +29,7 @@ import {
 } from "./features.ts";
 import { LINK_DIR } from "./layout.ts";
 import { makePrivate } from "./mounting.ts";
+import { idmapDisabledByEnv, idmappedLowersSupported } from "./idmapped.ts";
 import { ProjectQuotaControl } from "./quota.ts";
 
 const MOUNT_PROGRAM_FLAG_FILE = ".has-mount-program";
@@ -47,6 +48,8 @@ export interface HostFeatures {
   projectQuota: boolean;
   /** Sets per-layer project quotas; present where projectQuota is true. */
   quotaCtl?: ProjectQuotaControl;
+  /** Overlay stacks over ID-mapped lowers, so layers can be shifted at mount time. */
+  idmappedLowers: boolean;
 }
 
 /**
@@ -148,6 +151,10 @@ export async function setUpHost(
     }));
   }
   if (!opts.skipMountHome) await makePrivate(home);
+  // The reference probes on its first SupportsShifting(); ours is synchronous, so it is
+  // answered here. A mount program shifts by itself and the env switch skips the probe.
+  const idmappedLowers = opts.mountProgram === "" && !idmapDisabledByEnv() &&
+    await idmappedLowersSupported(home, runHome);
   const features = {
     backingFs,
     // overlay refuses filesystems without d_type above; a mount program does not need it
@@ -156,6 +163,7 @@ export async function setUpHost(
     naiveDiff,
     projectQuota: quotaCtl !== undefined,
     quotaCtl,
+    idmappedLowers,
   };
   return { opts, features };
 }
