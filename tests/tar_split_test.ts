@@ -59,6 +59,10 @@ Deno.test("crc64: matches Go's CRC-64/ISO for known inputs and any split", () =>
   const c = new Crc64();
   for (let i = 0; i < data.length; i += 37) c.update(data.subarray(i, i + 37));
   assert.deepEqual(c.digest(), crc64(data));
+  // Slices of 1-5 bytes: some end before reaching 4-byte alignment.
+  c.reset();
+  for (let i = 0, k = 1; i < data.length; i += k, k = k % 5 + 1) c.update(data.subarray(i, i + k));
+  assert.deepEqual(c.digest(), crc64(data));
 });
 
 Deno.test("tar-split: JSON strings are encoded as Go's encoding/json does", () => {

@@ -6,7 +6,8 @@
  * extracted as they are): hard links, symlinks, devices, FIFOs, xattrs, modes
  * with setuid/setgid/sticky, ownership mapped container→host, the
  * force-mask variant, and nanosecond times, directories' times set after
- * their contents. File bodies stream to disk chunk by chunk.
+ * their contents. File bodies stream to disk chunk by chunk; GNU sparse
+ * files are written with holes (their data regions only, then the size).
  *
  * Every path is confined to the target (see safe_path.ts): `..` that climbs
  * out and hard links or whiteouts naming outside paths are rejected with
@@ -36,7 +37,7 @@ import {
   utimensat,
 } from "../../ffi/fs.ts";
 import { readTar } from "./tar_reader.ts";
-import { type TarHeader, type TarTime, TypeFlag } from "./tar_header.ts";
+import { type SparseRegion, type TarHeader, type TarTime, TypeFlag } from "./tar_header.ts";
 import { cleanEntryName, SafeRoot } from "./safe_path.ts";
 import {
   OVERLAY_OPAQUE_XATTR,
@@ -156,7 +157,7 @@ export async function applyTar(
 
     const owner = ids(h, opts);
     const type = createEntry(root, abs, h, opts, name);
-    if (type === TypeFlag.Reg) await writeBody(abs, body);
+    if (type === TypeFlag.Reg) await writeBody(abs, body, h);
     applyMetadata(abs, h, type, owner, opts);
     if (isDir) {
       root.markDir(path);
@@ -205,9 +206,7 @@ function createEntry(
   name: string,
 ): string {
   let type = h.typeflag;
-  if (type === TypeFlag.RegA || type === TypeFlag.Cont || type === TypeFlag.GNUSparse) {
-    type = TypeFlag.Reg;
-  }
+  if (type === TypeFlag.RegA || type === TypeFlag.Cont) type = TypeFlag.Reg;
   const forced = opts.forceMask !== undefined;
   if (forced && type !== TypeFlag.Dir && type !== TypeFlag.Symlink && type !== TypeFlag.Link) {
     type = TypeFlag.Reg;
@@ -276,16 +275,51 @@ function createEntry(
 }
 
 /** Streams a regular file's body into a new file (O_EXCL: never through a planted symlink). */
-async function writeBody(abs: string, body: AsyncIterable<Uint8Array>): Promise<void> {
+async function writeBody(
+  abs: string,
+  body: AsyncIterable<Uint8Array>,
+  h: TarHeader,
+): Promise<void> {
   const f = Deno.openSync(abs, { write: true, createNew: true, mode: 0o600 });
   try {
-    for await (const chunk of body) {
-      let off = 0;
-      while (off < chunk.length) off += f.writeSync(chunk.subarray(off));
-    }
+    if (h.sparse) await writeSparse(f, body, h.sparse, h.size);
+    else for await (const chunk of body) writeAll(f, chunk);
   } finally {
     f.close();
   }
+}
+
+function writeAll(f: Deno.FsFile, b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) off += f.writeSync(b.subarray(off));
+}
+
+/**
+ * Writes a sparse file's data regions where they belong and leaves the rest
+ * as holes (the reader has checked that the body fills the regions exactly).
+ */
+async function writeSparse(
+  f: Deno.FsFile,
+  body: AsyncIterable<Uint8Array>,
+  regions: SparseRegion[],
+  size: number,
+): Promise<void> {
+  let r = 0;
+  let done = 0; // bytes of regions[r] written
+  for await (const chunk of body) {
+    for (let off = 0; off < chunk.length;) {
+      if (done === regions[r].length) {
+        r++;
+        done = 0;
+      }
+      if (done === 0) f.seekSync(regions[r].offset, Deno.SeekMode.Start);
+      const take = Math.min(chunk.length - off, regions[r].length - done);
+      writeAll(f, chunk.subarray(off, off + take));
+      off += take;
+      done += take;
+    }
+  }
+  f.truncateSync(size);
 }
 
 /** Ownership, xattrs, mode (after chown, which clears setuid) and times of one entry. */

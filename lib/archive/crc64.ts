@@ -53,6 +53,8 @@ const T = new Uint32Array(2 * 8 * 256);
 /** Whether an Int32Array view reads bytes little-endian, as the 8-byte step needs. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+const NO_WORDS = new Int32Array(0);
+
 /** Incremental CRC-64/ISO. */
 export class Crc64 {
   #lo = 0;
@@ -71,7 +73,9 @@ export class Crc64 {
       lo = ((lo >>> 8) | (hi << 24)) ^ T[idx];
       hi = (hi >>> 8) ^ T[idx + 1];
     }
-    const w = new Int32Array(p.buffer, p.byteOffset + i, ((n - i) >>> 3) * 2);
+    // A slice too short to reach alignment has no words (and an unaligned Int32Array throws).
+    const words = (n - i) >>> 3;
+    const w = words ? new Int32Array(p.buffer, p.byteOffset + i, words * 2) : NO_WORDS;
     for (let k = 0; k < w.length; k += 2) {
       lo ^= w[k];
       hi ^= w[k + 1];

@@ -39,7 +39,7 @@ export const TypeFlag = {
   XHeader: "x",
   /** PAX global header. */
   XGlobalHeader: "g",
-  /** GNU sparse file. */
+  /** Old GNU sparse file: rejected, as containers/storage 1.43 rejects it. */
   GNUSparse: "S",
   /** GNU long name for the next entry. */
   GNULongName: "L",
@@ -99,6 +99,20 @@ export interface TarHeader {
    * holds a lossy decoding). Writers and tar-split use these bytes.
    */
   rawName?: Uint8Array;
+  /**
+   * Set on GNU sparse files (PAX formats): the data regions of the file, in
+   * order. The body then carries only these regions' bytes, one after the
+   * other; the rest of the `size` logical bytes are holes (zeros).
+   */
+  sparse?: SparseRegion[];
+}
+
+/** One data region of a sparse file, in logical file offsets. */
+export interface SparseRegion {
+  /** Where the region starts in the file. */
+  offset: number;
+  /** Its length in bytes. */
+  length: number;
 }
 
 /** Block size of the tar format. */

@@ -5,7 +5,10 @@
  *
  * It reads what Go's archive/tar reads: V7, USTAR (with prefix), PAX (local
  * and global headers, sub-second times, `SCHILY.xattr.*`), GNU (long names
- * `L`/`K`, base-256 numbers, atime/ctime) and star. Body bytes are handed on
+ * `L`/`K`, base-256 numbers, atime/ctime), star, and GNU sparse files in
+ * their PAX forms (tar_sparse.ts; the header then lists the data regions).
+ * Old GNU sparse entries (type `S`) are refused, as containers/storage 1.43
+ * refuses them. Body bytes are handed on
  * as subarray views of the input chunks, never copied. The raw bytes of
  * every header, extension and padding block are exposed because tar-split
  * must reproduce them.
@@ -28,18 +31,30 @@ import {
   emptyHeader,
   Field,
   isHeaderOnlyType,
+  type SparseRegion,
   type TarHeader,
   type TarTime,
   TypeFlag,
 } from "./tar_header.ts";
+import {
+  checkRegions,
+  SPARSE_MAP_KEY,
+  sparseFromPax,
+  type SparseInfo,
+  SparseMapReader,
+  SparseProblem,
+} from "./tar_sparse.ts";
 
 /** Callbacks of {@linkcode TarParser}. Byte arrays are only valid during the call. */
 export interface TarEvents {
-  /** Header blocks, extension data, padding and end-of-archive blocks, in stream order. */
+  /**
+   * Header blocks, extension data, the map blocks of a 1.0 sparse file (before
+   * its header event), padding and end-of-archive blocks, in stream order.
+   */
   raw?(bytes: Uint8Array): void;
   /** A logical entry begins; `offset` is its first header block (extension headers included). */
   header(header: TarHeader, offset: number): void;
-  /** A slice of the current entry's body. */
+  /** A slice of the current entry's body (of a sparse file: its data regions, back to back). */
   data(bytes: Uint8Array): void;
   /** The current entry's body is complete (its padding follows as raw bytes). */
   entryEnd(): void;
@@ -56,10 +71,12 @@ const enum State {
   Pad,
   Ext,
   Trailer,
+  SparseMap,
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const lossy = new TextDecoder("utf-8");
+const encoder = new TextEncoder();
 
 /** Decodes a field up to its first NUL; `raw` is set when it is not UTF-8. */
 function cString(b: Uint8Array): { s: string; raw?: Uint8Array } {
@@ -165,6 +182,7 @@ export function parsePaxTime(s: string, key = "time"): TarTime {
 /** Parses PAX records ("<len> <key>=<value>\n") as Go's parsePAXRecord does; values stay bytes. */
 function parsePax(buf: Uint8Array): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
+  const sparse00: string[] = [];
   let i = 0;
   while (i < buf.length) {
     const sp = buf.indexOf(0x20, i);
@@ -181,9 +199,18 @@ function parsePax(buf: Uint8Array): Map<string, Uint8Array> {
     const value = buf.subarray(sp + 2 + eq, end - 1);
     const textKey = key === "path" || key === "linkpath" || key === "uname" || key === "gname";
     if (textKey ? value.indexOf(0) >= 0 : key.includes("\0")) throw bad();
-    out.set(key, value);
+    if (key === "GNU.sparse.offset" || key === "GNU.sparse.numbytes") {
+      // Sparse format 0.0 repeats this pair once per region: keep every one, in order, as Go does.
+      if ((sparse00.length % 2 === 0) !== (key === "GNU.sparse.offset") || value.includes(0x2c)) {
+        throw new HeaderProblem(`misplaced PAX record ${key} at extension byte ${i}`);
+      }
+      sparse00.push(lossy.decode(value));
+    } else {
+      out.set(key, value);
+    }
     i = end;
   }
+  if (sparse00.length) out.set(SPARSE_MAP_KEY, encoder.encode(sparse00.join(",")));
   return out;
 }
 
@@ -195,7 +222,7 @@ function mergePax(h: TarHeader, recs: Map<string, Uint8Array>): void {
       h.xattrs[k.slice(13)] = vb.slice();
       continue;
     }
-    if (k.startsWith("GNU.sparse.")) throw new HeaderProblem("GNU sparse files are not supported");
+    if (k.startsWith("GNU.sparse.")) continue; // read by sparseFromPax
     const v = cString(vb);
     switch (k) {
       case "path":
@@ -297,9 +324,8 @@ function parseBlock(b: Uint8Array): TarHeader {
   if (prefix && prefix[0] !== 0) {
     const p = cString(prefix);
     if (p.raw || h.rawName) {
-      const enc = new TextEncoder();
-      const pr = p.raw ?? enc.encode(p.s);
-      const nr = h.rawName ?? enc.encode(h.name);
+      const pr = p.raw ?? encoder.encode(p.s);
+      const nr = h.rawName ?? encoder.encode(h.name);
       const joined = new Uint8Array(pr.length + 1 + nr.length);
       joined.set(pr);
       joined[pr.length] = 0x2f;
@@ -334,6 +360,8 @@ export class TarParser {
   #longName: Uint8Array | undefined;
   #longLink: Uint8Array | undefined;
   #afterExt = false;
+  /** A 1.0 sparse entry whose map is being read, and the map reader. */
+  #sparse: { h: TarHeader; map: SparseMapReader } | undefined;
 
   /** @param events Where headers, body slices and raw bytes go. */
   constructor(events: TarEvents) {
@@ -360,7 +388,8 @@ export class TarParser {
     const ev = this.#ev;
     while (i < n) {
       switch (this.#state) {
-        case State.Header: {
+        case State.Header:
+        case State.SparseMap: {
           let block: Uint8Array;
           if (this.#fill === 0 && n - i >= BLOCK) {
             block = chunk.subarray(i, i + BLOCK);
@@ -376,7 +405,8 @@ export class TarParser {
           }
           const at = this.#pos;
           this.#pos += BLOCK;
-          this.#header(block, at);
+          if (this.#state === State.Header) this.#header(block, at);
+          else this.#mapBlock(block, at);
           break;
         }
         case State.Body: {
@@ -434,6 +464,7 @@ export class TarParser {
       throw this.#fail(`truncated body (${missing} bytes missing)`, this.#pos);
     }
     if (s === State.Pad) throw this.#fail("truncated padding", this.#pos);
+    if (s === State.SparseMap) throw this.#fail("truncated GNU sparse map", this.#pos);
   }
 
   #header(block: Uint8Array, at: number): void {
@@ -478,11 +509,20 @@ export class TarParser {
       else this.#state = State.Ext;
       return;
     }
-    if (t === TypeFlag.GNUSparse) throw this.#fail("GNU sparse files are not supported", at);
+    if (t === TypeFlag.GNUSparse) {
+      // The reference reads it (Go's archive/tar does) but its unpacker refuses the type.
+      throw this.#fail(
+        "unhandled tar header type 83 (old GNU sparse file, refused like containers-storage 1.43)",
+        at,
+      );
+    }
+    const pax = this.#pax;
+    let sparse: SparseInfo | null = null;
     try {
-      if (this.#pax) mergePax(h, this.#pax);
+      if (pax) mergePax(h, pax);
+      if (pax) sparse = sparseFromPax(pax);
     } catch (e) {
-      if (e instanceof HeaderProblem) throw this.#fail(e.message, at);
+      if (e instanceof HeaderProblem || e instanceof SparseProblem) throw this.#fail(e.message, at);
       throw e;
     }
     if (this.#longName) {
@@ -501,9 +541,58 @@ export class TarParser {
     if (h.size < 0) throw this.#fail(`negative size ${h.size}`, at);
     if (!Number.isSafeInteger(h.size)) throw this.#fail(`absurd size ${h.size}`, at);
     if (isHeaderOnlyType(h.typeflag)) h.size = 0;
-    ev.header(h, this.#entryStart);
     this.#remaining = this.#size = h.size;
+    if (sparse) return this.#beginSparse(h, sparse, at);
+    ev.header(h, this.#entryStart);
     if (h.size === 0) this.#endBody();
+    else this.#state = State.Body;
+  }
+
+  /** A PAX sparse entry: the logical name and size, then its map (from the records or the data). */
+  #beginSparse(h: TarHeader, sparse: SparseInfo, at: number): void {
+    if (isHeaderOnlyType(h.typeflag)) {
+      throw this.#fail(`GNU sparse records on an entry of type ${JSON.stringify(h.typeflag)}`, at);
+    }
+    if (sparse.name) {
+      h.name = this.#name = sparse.name;
+      delete h.rawName;
+    }
+    if (sparse.size !== undefined) h.size = sparse.size;
+    if (sparse.map) return this.#sparseReady(h, sparse.map, at);
+    if (this.#remaining < BLOCK) throw this.#fail("GNU sparse map runs past the entry's data", at);
+    this.#sparse = { h, map: new SparseMapReader(MAX_SPECIAL) };
+    this.#state = State.SparseMap;
+  }
+
+  /** One block of a 1.0 sparse map (raw bytes: tar-split keeps them as they are). */
+  #mapBlock(block: Uint8Array, at: number): void {
+    this.#ev.raw?.(block);
+    this.#remaining -= BLOCK;
+    const { h, map } = this.#sparse!;
+    let regions: SparseRegion[] | null;
+    try {
+      regions = map.push(block);
+    } catch (e) {
+      if (e instanceof SparseProblem) throw this.#fail(e.message, at);
+      throw e;
+    }
+    if (regions) {
+      this.#sparse = undefined;
+      this.#sparseReady(h, regions, at);
+    } else if (this.#remaining < BLOCK) {
+      throw this.#fail("GNU sparse map runs past the entry's data", at);
+    }
+  }
+
+  #sparseReady(h: TarHeader, map: SparseRegion[], at: number): void {
+    try {
+      h.sparse = checkRegions(map, h.size, this.#remaining);
+    } catch (e) {
+      if (e instanceof SparseProblem) throw this.#fail(e.message, at);
+      throw e;
+    }
+    this.#ev.header(h, this.#entryStart);
+    if (this.#remaining === 0) this.#endBody();
     else this.#state = State.Body;
   }
 

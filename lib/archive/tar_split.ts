@@ -13,6 +13,16 @@
  * After the end of the archive come the trailing bytes and a final empty
  * segment, as tar-split's disassembler emits them.
  *
+ * A GNU sparse file (PAX formats) is recorded as raw segments only, map and
+ * data regions included, with no file entry: its files on disk hold the
+ * expanded content, from which no rebuild can recover the packed form, and
+ * this way both our {@linkcode rebuildTar} and containers-storage's rebuild
+ * the original bytes. (containers-storage 1.43 records the expanded content
+ * as a file entry instead, so its own `diff` of such a layer differs from
+ * what was applied; rebuilding its records gives the same bytes as its diff.)
+ * The price is the sparse files' data regions stored in the tar-split, in
+ * segments of at most 1 MiB.
+ *
  * @example
  * ```ts ignore
  * import { TarSplitPacker, rebuildTar } from "./tar_split.ts";
@@ -35,7 +45,7 @@ export const FILE_TYPE = 1;
 /** Entry type of a raw segment. */
 export const SEGMENT_TYPE = 2;
 
-/** Largest segment of trailing bytes (tar-split reads the tail in 1 MiB chunks). */
+/** Largest segment of trailing bytes (tar-split reads the tail in 1 MiB chunks) or sparse data. */
 const TAIL_CHUNK = 1 << 20;
 /** Size of the chunks {@linkcode rebuildTar} produces. */
 export const REBUILD_CHUNK = 256 << 10;
@@ -135,6 +145,7 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
     let rawName: Uint8Array | undefined;
     const crc = new Crc64();
     let size = 0;
+    let sparse = false;
     const seen = new Set<string>();
 
     const segment = (b: Uint8Array) => {
@@ -148,16 +159,27 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
       header: (h) => {
         onHeader?.(h);
         flushSegment();
+        sparse = h.sparse !== undefined;
         name = h.name;
         rawName = h.rawName;
         crc.reset();
         size = 0;
       },
       data: (b) => {
-        crc.update(b);
-        size += b.length;
+        if (!sparse) {
+          crc.update(b);
+          size += b.length;
+          return;
+        }
+        for (let i = 0; i < b.length;) {
+          const take = Math.min(TAIL_CHUNK - seg.len, b.length - i);
+          seg.push(b.subarray(i, i + take));
+          i += take;
+          if (seg.len === TAIL_CHUNK) flushSegment();
+        }
       },
       entryEnd: () => {
+        if (sparse) return;
         const key = cleanPath(name);
         if (seen.has(key)) {
           throw new ErrBadArchive(name, undefined, "duplicate path, which tar-split cannot record");
