@@ -26,7 +26,12 @@ export * from "./drivers/driver.ts";
 export { driverNames, loadDriver, pickDriver } from "./drivers/registry.ts";
 export { SyscallError } from "./ffi/errors.ts";
 
-export { type TarHeader, type TarTime, TypeFlag } from "./lib/archive/tar_header.ts";
+export {
+  type SparseRegion,
+  type TarHeader,
+  type TarTime,
+  TypeFlag,
+} from "./lib/archive/tar_header.ts";
 export { readTar, type TarEntry } from "./lib/archive/tar_reader.ts";
 export { TarWriter, writeTar } from "./lib/archive/tar_writer.ts";
 export { rebuildTar, TarSplitPacker } from "./lib/archive/tar_split.ts";
