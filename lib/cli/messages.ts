@@ -14,7 +14,7 @@
  * @module
  */
 
-import { ErrLayerHasChildren, StorageError } from "../errors.ts";
+import { ErrBadArchive, ErrLayerHasChildren, StorageError } from "../errors.ts";
 
 /** An error whose message is printed verbatim by the CLI. */
 export class CliError extends Error {}
@@ -44,7 +44,9 @@ export function pathError(op: string, path: string, e: unknown): CliError {
 
 /** The text the reference CLI would print for `e`. */
 export function goMessage(e: unknown): string {
-  if (e instanceof StorageError && e.id !== undefined) {
+  // A refused tarball keeps the entry name: the reference's wording differs anyway,
+  // and the user needs to know which entry was bad.
+  if (e instanceof StorageError && e.id !== undefined && !(e instanceof ErrBadArchive)) {
     // Our messages are `base: "id"` or `base: "id": detail`; Go's sentinel has no id.
     const text = e.message.replace(`: ${JSON.stringify(e.id)}`, "");
     const base = (e.constructor as typeof StorageError).base;
