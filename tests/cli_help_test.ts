@@ -115,3 +115,12 @@ Deno.test("cli help: a command's --help exits 125 with usage on stdout, options 
   assert.match(r.stderr, /^\n {2}--debug, -D {2,}Print debugging information\n/);
   assert.match(r.stderr, /--graph, -g=\/tmp\/cli-help-g +Root of the storage tree\n/);
 });
+
+// The store paths must be fixed (they appear in the compared help text), so
+// the roots the tools create for them are removed once this file's tests end.
+Deno.test("cli help: remove the fixed store roots", async () => {
+  for (const dir of ["/tmp/cli-help-g", "/tmp/cli-help-r"]) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  await assert.rejects(Deno.stat("/tmp/cli-help-g"), Deno.errors.NotFound);
+});
