@@ -66,46 +66,27 @@ for (const driver of ["vfs", "overlay"]) {
 }
 if (!isRoot) console.log(`permissions tests: ${notRootReason}`);
 
-Deno.test("permissions: without --allow-ffi the error names the flag", async () => {
-  const root = await tempDir();
-  try {
-    const r = await run(Deno.execPath(), [
-      "run",
-      ...minimalFlags(root).filter((f) => f !== "--allow-ffi"),
-      cli,
-      "-g",
-      `${root}/g`,
-      "-R",
-      `${root}/r`,
-      "-s",
-      "vfs",
-      "layers",
-    ]);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stdout + r.stderr, /--allow-ffi/);
-  } finally {
-    await removeTree(root);
-  }
-});
-
-Deno.test("permissions: without write access to the graph root the error names --allow-write", async () => {
-  const root = await tempDir();
-  try {
-    const r = await run(Deno.execPath(), [
-      "run",
-      ...minimalFlags(root).filter((f) => !f.startsWith("--allow-write")),
-      cli,
-      "-g",
-      `${root}/g`,
-      "-R",
-      `${root}/r`,
-      "-s",
-      "vfs",
-      "layers",
-    ]);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stdout + r.stderr, /--allow-write/);
-  } finally {
-    await removeTree(root);
-  }
-});
+// Each missing grant is reported naming the flag to add.
+for (const [flag, drop] of [["--allow-ffi", "--allow-ffi"], ["--allow-write", "--allow-write="]]) {
+  Deno.test(`permissions: without ${flag} the error names the flag`, async () => {
+    const root = await tempDir();
+    try {
+      const r = await run(Deno.execPath(), [
+        "run",
+        ...minimalFlags(root).filter((f) => !f.startsWith(drop)),
+        cli,
+        "-g",
+        `${root}/g`,
+        "-R",
+        `${root}/r`,
+        "-s",
+        "vfs",
+        "layers",
+      ]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stdout + r.stderr, new RegExp(flag));
+    } finally {
+      await removeTree(root);
+    }
+  });
+}
