@@ -36,11 +36,9 @@ export function driverNames(): string[] {
 export async function loadDriver(name: string, config: DriverConfig): Promise<Driver> {
   const load = modules[name];
   if (!load) {
-    throw new ErrDriverNotSupported(
-      name,
-      undefined,
-      `failed to GetDriver graph ${name} ${config.home}`,
-    );
+    throw new ErrDriverNotSupported(name, {
+      detail: `failed to GetDriver graph ${name} ${config.home}`,
+    });
   }
   const mod = (await load()).default;
   return await mod.init(config);
@@ -97,13 +95,11 @@ export async function pickDriver(roots: DriverRoots, preferred?: string): Promis
   if (preferred) return await loadDriver(preferred, driverConfig(preferred, roots));
   const prior = await priorDrivers(roots.graphRoot);
   if (prior.length > 1) {
-    throw new ErrDriverNotSupported(
-      prior.join(","),
-      undefined,
-      `${roots.graphRoot} contains several valid graphdrivers: ${
+    throw new ErrDriverNotSupported(prior.join(","), {
+      detail: `${roots.graphRoot} contains several valid graphdrivers: ${
         prior.join(", ")
       }; cleanup or explicitly choose storage driver (-s <DRIVER>)`,
-    );
+    });
   }
   if (prior.length === 1) return await loadDriver(prior[0], driverConfig(prior[0], roots));
   const reasons: string[] = [];
@@ -116,9 +112,7 @@ export async function pickDriver(roots: DriverRoots, preferred?: string): Promis
       reasons.push(e.message);
     }
   }
-  throw new ErrDriverNotSupported(
-    undefined,
-    undefined,
-    `no usable storage driver: ${reasons.join("; ")}`,
-  );
+  throw new ErrDriverNotSupported(undefined, {
+    detail: `no usable storage driver: ${reasons.join("; ")}`,
+  });
 }

@@ -149,11 +149,11 @@ export class UserNamespace {
       }).spawn();
     } catch (e) {
       if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
-        throw new ErrPermission(
-          "run",
-          { cause: e },
-          "run with --allow-run=unshare (or -A) to create user namespaces for ID-mapped mounts",
-        );
+        throw new ErrPermission("run", {
+          detail:
+            "run with --allow-run=unshare (or -A) to create user namespaces for ID-mapped mounts",
+          cause: e,
+        });
       }
       if (e instanceof Deno.errors.NotFound) {
         throw new Deno.errors.NotFound(

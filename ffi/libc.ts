@@ -74,7 +74,10 @@ export function libc(): Libc {
     lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
-      throw new ErrPermission("ffi", { cause: e }, "run with --allow-ffi (or -A) to call libc");
+      throw new ErrPermission("ffi", {
+        detail: "run with --allow-ffi (or -A) to call libc",
+        cause: e,
+      });
     }
     throw e;
   }

@@ -313,7 +313,7 @@ async function homeDir(uid: number, env: Record<string, string>): Promise<string
     const f = line.split(":");
     if (f.length >= 6 && Number(f[2]) === uid && f[5]) return f[5];
   }
-  throw new ErrConfig(undefined, undefined, `cannot determine the home directory of uid ${uid}`);
+  throw new ErrConfig(undefined, { detail: `cannot determine the home directory of uid ${uid}` });
 }
 
 /**

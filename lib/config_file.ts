@@ -219,11 +219,7 @@ export function configError(
 ): ErrConfig {
   const line = lineOf(lines, path);
   const where = line === undefined ? "" : `line ${line}: `;
-  return new ErrConfig(
-    file,
-    cause === undefined ? undefined : { cause },
-    `${where}key "${path}": ${detail}`,
-  );
+  return new ErrConfig(file, { detail: `${where}key "${path}": ${detail}`, cause });
 }
 
 function typeName(v: unknown): string {
@@ -308,11 +304,10 @@ export function parseStorageConf(text: string, file: string): StorageConf {
     const what = key === undefined
       ? `near ${JSON.stringify(text.split("\n")[e.line - 1]?.trim() ?? "")}`
       : `key "${key}"`;
-    throw new ErrConfig(
-      file,
-      { cause: e },
-      `line ${e.line}, column ${e.column}: ${what}: ${reason}`,
-    );
+    throw new ErrConfig(file, {
+      detail: `line ${e.line}, column ${e.column}: ${what}: ${reason}`,
+      cause: e,
+    });
   }
   const lines = scanKeyLines(text);
   const fail = (path: string, detail: string): never => {
@@ -335,7 +330,7 @@ export async function readStorageConf(file: string): Promise<StorageConf | undef
     text = await Deno.readTextFile(file);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
-    throw new ErrConfig(file, { cause: e }, `cannot read: ${(e as Error).message}`);
+    throw new ErrConfig(file, { detail: `cannot read: ${(e as Error).message}`, cause: e });
   }
   return parseStorageConf(text, file);
 }

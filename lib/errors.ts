@@ -17,6 +17,14 @@
  * @module
  */
 
+/** Extra information for a {@linkcode StorageError}. */
+export interface StorageErrorOptions {
+  /** Words appended to the message. */
+  detail?: string;
+  /** The underlying failure. */
+  cause?: unknown;
+}
+
 /** Base class of every error raised by the store. */
 export class StorageError extends Error {
   /** The containers/storage wording of the error; each subclass sets its own. */
@@ -25,14 +33,19 @@ export class StorageError extends Error {
   readonly id?: string;
 
   /**
+   * Builds the message `base`, `base: "id"`, `base: "id": detail` or `base: detail`.
    * @param id The object the error is about (ID, name or path).
-   * @param options `cause` carries the underlying error.
-   * @param detail Extra words appended to the message.
+   * @param options Words appended to the message and the underlying failure.
    */
-  constructor(id?: string, options?: ErrorOptions, detail?: string) {
+  constructor(id?: string, options: StorageErrorOptions = {}) {
+    const { detail, cause } = options;
     const base = (new.target as typeof StorageError).base;
     const what = id === undefined ? base : `${base}: ${JSON.stringify(id)}`;
-    super(detail === undefined ? what : `${what}: ${detail}`, options);
+    // An absent cause stays absent rather than becoming an own `cause: undefined`.
+    super(
+      detail === undefined ? what : `${what}: ${detail}`,
+      cause === undefined ? undefined : { cause },
+    );
     this.name = new.target.name;
     this.id = id;
   }

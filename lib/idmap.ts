@@ -38,11 +38,11 @@ const ID_LIMIT = 2 ** 32;
 
 function parseField(text: string, spec: string, what: string): number {
   if (!/^[0-9]+$/.test(text)) {
-    throw new ErrInvalidIDMap(spec, undefined, `${what}: ${JSON.stringify(text)} is not a number`);
+    throw new ErrInvalidIDMap(spec, { detail: `${what}: ${JSON.stringify(text)} is not a number` });
   }
   const n = Number(text);
   if (n >= ID_LIMIT) {
-    throw new ErrInvalidIDMap(spec, undefined, `${what}: ${text} does not fit in 32 bits`);
+    throw new ErrInvalidIDMap(spec, { detail: `${what}: ${text} does not fit in 32 bits` });
   }
   return n;
 }
@@ -68,11 +68,9 @@ export function parseIDMap(spec: string | string[], what = "ID map"): IDMap[] {
       if (trimmed === "") continue;
       const fields = trimmed.split(":");
       if (fields.length % 3 !== 0) {
-        throw new ErrInvalidIDMap(
-          trimmed,
-          undefined,
-          `${what}: expected "container:host:size" triples of unsigned integers`,
-        );
+        throw new ErrInvalidIDMap(trimmed, {
+          detail: `${what}: expected "container:host:size" triples of unsigned integers`,
+        });
       }
       for (let i = 0; i < fields.length; i += 3) {
         const m = {
@@ -80,9 +78,9 @@ export function parseIDMap(spec: string | string[], what = "ID map"): IDMap[] {
           host_id: parseField(fields[i + 1], trimmed, what),
           size: parseField(fields[i + 2], trimmed, what),
         };
-        if (m.size === 0) throw new ErrInvalidIDMap(trimmed, undefined, `${what}: size is 0`);
+        if (m.size === 0) throw new ErrInvalidIDMap(trimmed, { detail: `${what}: size is 0` });
         if (m.container_id + m.size > ID_LIMIT || m.host_id + m.size > ID_LIMIT) {
-          throw new ErrInvalidIDMap(trimmed, undefined, `${what}: range ends past 2^32`);
+          throw new ErrInvalidIDMap(trimmed, { detail: `${what}: range ends past 2^32` });
         }
         maps.push(m);
       }
@@ -100,11 +98,11 @@ function checkOverlaps(maps: IDMap[], what: string): void {
       const prev = sorted[i - 1];
       if (prev[side] + prev.size > sorted[i][side]) {
         const fmt = (m: IDMap) => `${m.container_id}:${m.host_id}:${m.size}`;
-        throw new ErrInvalidIDMap(
-          `${fmt(prev)},${fmt(sorted[i])}`,
-          undefined,
-          `${what}: ranges overlap on the ${side === "host_id" ? "host" : "container"} side`,
-        );
+        throw new ErrInvalidIDMap(`${fmt(prev)},${fmt(sorted[i])}`, {
+          detail: `${what}: ranges overlap on the ${
+            side === "host_id" ? "host" : "container"
+          } side`,
+        });
       }
     }
   }
@@ -121,7 +119,7 @@ export function toHost(id: number, maps: IDMap[]): number {
       return m.host_id + (id - m.container_id);
     }
   }
-  throw new ErrUnmappedID(String(id), undefined, "container ID has no host ID in the mapping");
+  throw new ErrUnmappedID(String(id), { detail: "container ID has no host ID in the mapping" });
 }
 
 /**
@@ -135,7 +133,7 @@ export function toContainer(id: number, maps: IDMap[]): number {
       return m.container_id + (id - m.host_id);
     }
   }
-  throw new ErrUnmappedID(String(id), undefined, "host ID has no container ID in the mapping");
+  throw new ErrUnmappedID(String(id), { detail: "host ID has no container ID in the mapping" });
 }
 
 /**
@@ -168,14 +166,14 @@ export function parseSubIDs(text: string, name: string, file = "subordinate ID f
     if (parts[0] !== name && parts[0] !== "ALL") continue;
     const where = `${file}:${i + 1}`;
     if (parts.length !== 3) {
-      throw new ErrInvalidIDMap(line, undefined, `${where}: expected "name:start:count"`);
+      throw new ErrInvalidIDMap(line, { detail: `${where}: expected "name:start:count"` });
     }
     const start = parseField(parts[1], line, where);
     const count = parseField(parts[2], line, where);
     if (count > 0) ranges.push({ start, count });
   }
   if (ranges.length === 0) {
-    throw new ErrInvalidIDMap(name, undefined, `no ranges found for this name in ${file}`);
+    throw new ErrInvalidIDMap(name, { detail: `no ranges found for this name in ${file}` });
   }
   ranges.sort((a, b) => a.start - b.start);
   const maps: IDMap[] = [];

@@ -164,7 +164,7 @@ export class LockFile {
     if (known) {
       if (known.#readOnly !== readOnly) {
         const what = known.#readOnly ? "a read-only lock" : "not a read-only lock";
-        throw new StorageError(clean, undefined, `lock is ${what}`);
+        throw new StorageError(clean, { detail: `lock is ${what}` });
       }
       return known;
     }

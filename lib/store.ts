@@ -90,10 +90,10 @@ export class Store {
    */
   static async open(opts: StoreOptions): Promise<Store> {
     if (!opts.graphRoot) {
-      throw new ErrIncompleteOptions(undefined, undefined, "no storage root specified");
+      throw new ErrIncompleteOptions(undefined, { detail: "no storage root specified" });
     }
     if (!opts.runRoot) {
-      throw new ErrIncompleteOptions(undefined, undefined, "no storage runroot specified");
+      throw new ErrIncompleteOptions(undefined, { detail: "no storage runroot specified" });
     }
     const known = Store.#open.get(resolve(opts.graphRoot));
     if (known && (!opts.graphDriverName || opts.graphDriverName === known.graphDriverName)) {
@@ -183,7 +183,7 @@ export class Store {
         }
         if (err) throw err;
         if (mounted.length > 0) {
-          throw new ErrLayerUsedByContainer(mounted.join(","), undefined, "a layer is mounted");
+          throw new ErrLayerUsedByContainer(mounted.join(","), { detail: "a layer is mounted" });
         }
         await this.driver.cleanup();
         this.graphLock.touch();
@@ -418,7 +418,7 @@ export class Store {
 
   async #byDigest(d: string, which: "compressed" | "uncompressed"): Promise<Layer[]> {
     if (!DIGEST_RE.test(d)) {
-      throw new StorageError(d, undefined, "invalid digest: looking for layers matching it");
+      throw new StorageError(d, { detail: "invalid digest: looking for layers matching it" });
     }
     const out: Layer[] = [];
     for (const ls of [this.layerStore, ...this.roLayerStores]) {
@@ -454,15 +454,15 @@ export class Store {
       const layer = ls.lookup(id);
       if (!layer) throw new ErrNotALayer(id);
       const child = ls.list.find((l) => l.parent === layer.id);
-      if (child) throw new ErrLayerHasChildren(layer.id, undefined, `used by layer ${child.id}`);
+      if (child) throw new ErrLayerHasChildren(layer.id, { detail: `used by layer ${child.id}` });
       for (const img of await readRecords(this.#dir("images"), "images")) {
         if (img.layer === layer.id || (img["mapped-layers"] ?? []).includes(layer.id)) {
-          throw new ErrLayerUsedByImage(layer.id, undefined, `used by image ${img.id}`);
+          throw new ErrLayerUsedByImage(layer.id, { detail: `used by image ${img.id}` });
         }
       }
       for (const c of await readRecords(this.#dir("containers"), "containers")) {
         if (c.layer === layer.id) {
-          throw new ErrLayerUsedByContainer(layer.id, undefined, `used by container ${c.id}`);
+          throw new ErrLayerUsedByContainer(layer.id, { detail: `used by container ${c.id}` });
         }
       }
       await ls.delete(layer.id);

@@ -118,11 +118,9 @@ export class OverlayDriver implements Driver {
   async create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
     for (const key of ["size", "inodes"]) {
       if (opts?.storageOpt && key in opts.storageOpt) {
-        throw new ErrNotSupported(
-          undefined,
-          undefined,
-          `--storage-opt ${key} is only supported for ReadWrite Layers`,
-        );
+        throw new ErrNotSupported(undefined, {
+          detail: `--storage-opt ${key} is only supported for ReadWrite Layers`,
+        });
       }
     }
     await this.#create(id, parent, opts);
@@ -134,11 +132,9 @@ export class OverlayDriver implements Driver {
    */
   async createReadWrite(id: string, parent: string, opts?: CreateOpts): Promise<void> {
     if (opts?.storageOpt && Object.keys(opts.storageOpt).length > 0 && !this.probed.projectQuota) {
-      throw new ErrNotSupported(
-        undefined,
-        undefined,
-        "--storage-opt is supported only for overlay over xfs with 'pquota' mount option",
-      );
+      throw new ErrNotSupported(undefined, {
+        detail: "--storage-opt is supported only for overlay over xfs with 'pquota' mount option",
+      });
     }
     const storageOpt = {
       size: String(this.opts.quotaSize),
@@ -172,7 +168,10 @@ export class OverlayDriver implements Driver {
     if (parent !== "") {
       parentDir = await this.#layout.dir(parent);
       const st = await Deno.stat(parentDir).catch((e) => {
-        throw new ErrLayerUnknown(parent, { cause: e }, "parent layer directory is missing");
+        throw new ErrLayerUnknown(parent, {
+          detail: "parent layer directory is missing",
+          cause: e,
+        });
       });
       uid = st.uid ?? uid;
       gid = st.gid ?? gid;
@@ -228,7 +227,7 @@ export class OverlayDriver implements Driver {
   async #existingDir(id: string): Promise<string> {
     const dir = await this.#layout.dir(id);
     if (!(await pathExists(dir))) {
-      throw new ErrLayerUnknown(id, undefined, "no overlay directory for the layer");
+      throw new ErrLayerUnknown(id, { detail: "no overlay directory for the layer" });
     }
     return dir;
   }

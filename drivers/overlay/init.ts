@@ -65,17 +65,15 @@ export async function setUpHost(
   try {
     opts = parseOverlayOptions(config.options);
   } catch (e) {
-    throw new ErrConfig(undefined, { cause: e }, (e as Error).message);
+    throw new ErrConfig(undefined, { detail: (e as Error).message, cause: e });
   }
   for (const s of config.additionalImageStores ?? []) {
     if (!opts.imageStores.includes(s)) opts.imageStores.push(s);
   }
   if (opts.forceMask !== undefined && opts.mountProgram === "") {
-    throw new ErrConfig(
-      undefined,
-      undefined,
-      "'force_mask' is supported only with 'mount_program'",
-    );
+    throw new ErrConfig(undefined, {
+      detail: "'force_mask' is supported only with 'mount_program'",
+    });
   }
   const { home, runHome } = config;
   await Deno.mkdir(home, { recursive: true, mode: 0o700 });
@@ -101,14 +99,13 @@ export async function setUpHost(
   let naiveDiff = true;
   if (opts.mountProgram === "") {
     if (INCOMPATIBLE_FS.has(magic)) {
-      throw new ErrDriverNotSupported(
-        undefined,
-        undefined,
-        `'overlay' is not supported over ${backingFs}, a mount_program is required: backing file system is unsupported for this graph driver`,
-      );
+      throw new ErrDriverNotSupported(undefined, {
+        detail:
+          `'overlay' is not supported over ${backingFs}, a mount_program is required: backing file system is unsupported for this graph driver`,
+      });
     }
     if (native && !native.supported) {
-      throw new ErrDriverNotSupported(undefined, undefined, native.text);
+      throw new ErrDriverNotSupported(undefined, { detail: native.text });
     }
     usingMetacopy = await cached(runHome, `metacopy(${opts.mountOptions})`, async () => {
       const on = await probeMetacopy(home, opts.mountOptions);
@@ -123,21 +120,20 @@ export async function setUpHost(
       quotaCtl = ProjectQuotaControl.open(home);
     } catch (e) {
       if (wantsQuota) {
-        throw new ErrConfig(
-          undefined,
-          { cause: e },
-          `storage options overlay.size and overlay.inodes not supported. Filesystem does not support Project Quota: ${
-            (e as Error).message
-          }`,
-        );
+        throw new ErrConfig(undefined, {
+          detail:
+            `storage options overlay.size and overlay.inodes not supported. Filesystem does not support Project Quota: ${
+              (e as Error).message
+            }`,
+          cause: e,
+        });
       }
     }
   } else if (wantsQuota) {
-    throw new ErrConfig(
-      undefined,
-      undefined,
-      `storage option overlay.size and overlay.inodes only supported for backingFS XFS. Found ${backingFs}`,
-    );
+    throw new ErrConfig(undefined, {
+      detail:
+        `storage option overlay.size and overlay.inodes only supported for backingFS XFS. Found ${backingFs}`,
+    });
   }
   if (opts.mountProgram === "") {
     // after the quota set-up, as the reference: a refused quota leaves no native-diff record

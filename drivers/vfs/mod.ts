@@ -40,11 +40,9 @@ import { copyTree } from "./copy.ts";
 function parseBool(key: string, v: string): boolean {
   if (["1", "t", "T", "TRUE", "true", "True"].includes(v)) return true;
   if (["0", "f", "F", "FALSE", "false", "False"].includes(v)) return false;
-  throw new ErrDriverNotSupported(
-    "vfs",
-    undefined,
-    `${key}: strconv.ParseBool: parsing ${JSON.stringify(v)}: invalid syntax`,
-  );
+  throw new ErrDriverNotSupported("vfs", {
+    detail: `${key}: strconv.ParseBool: parsing ${JSON.stringify(v)}: invalid syntax`,
+  });
 }
 
 /** UID/GID 65534, used for IDs a mapping cannot express (Go's ToHostOverflow). */
@@ -63,11 +61,9 @@ class VfsDriver implements Driver {
     for (const option of config.options) {
       const eq = option.indexOf("=");
       if (eq < 0) {
-        throw new ErrDriverNotSupported(
-          "vfs",
-          undefined,
-          `unable to parse key/value option: ${option}`,
-        );
+        throw new ErrDriverNotSupported("vfs", {
+          detail: `unable to parse key/value option: ${option}`,
+        });
       }
       const key = option.slice(0, eq).trim().toLowerCase();
       const val = option.slice(eq + 1).trim();
@@ -77,21 +73,17 @@ class VfsDriver implements Driver {
           this.homes.push(...val.split(","));
           break;
         case "vfs.mountopt":
-          throw new ErrDriverNotSupported(
-            "vfs",
-            undefined,
-            "vfs driver does not support mount options",
-          );
+          throw new ErrDriverNotSupported("vfs", {
+            detail: "vfs driver does not support mount options",
+          });
         case "vfs.ignore_chown_errors":
         case ".ignore_chown_errors":
           this.ignoreChownErrors = parseBool(key, val);
           break;
         default:
-          throw new ErrDriverNotSupported(
-            "vfs",
-            undefined,
-            `vfs driver does not support ${key} options`,
-          );
+          throw new ErrDriverNotSupported("vfs", {
+            detail: `vfs driver does not support ${key} options`,
+          });
       }
     }
   }
@@ -143,7 +135,7 @@ class VfsDriver implements Driver {
 
   async #create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
     if (opts?.storageOpt && Object.keys(opts.storageOpt).length > 0) {
-      throw new ErrDriverNotSupported("vfs", undefined, "--storage-opt is not supported for vfs");
+      throw new ErrDriverNotSupported("vfs", { detail: "--storage-opt is not supported for vfs" });
     }
     const mappings = opts?.idMappings ?? this.idMappings;
     const rootUID = toHost(0, mappings.uidMap);
@@ -176,11 +168,9 @@ class VfsDriver implements Driver {
   async get(id: string, opts?: MountOpts): Promise<string> {
     const options = opts?.options ?? [];
     if (options.length > 1 || (options.length === 1 && options[0] !== "ro")) {
-      throw new ErrDriverNotSupported(
-        "vfs",
-        undefined,
-        "vfs driver does not support mount options",
-      );
+      throw new ErrDriverNotSupported("vfs", {
+        detail: "vfs driver does not support mount options",
+      });
     }
     const dir = this.dir(id);
     const st = await Deno.stat(dir);

@@ -106,7 +106,7 @@ export async function applyTar(
     const parts = cleanEntryName(name, name);
     if (parts.length === 0) {
       if (h.typeflag !== TypeFlag.Dir) {
-        throw new ErrBadArchive(name, undefined, "the target's root can only be a directory");
+        throw new ErrBadArchive(name, { detail: "the target's root can only be a directory" });
       }
       if (overlay || keep) continue; // Unpack skips the root entry
       applyMetadata(root.root, h, h.typeflag, ids(h, opts), opts);
@@ -132,7 +132,7 @@ export async function applyTar(
     }
     const deleted = keep ? null : whiteoutTarget(base);
     if (deleted !== null) {
-      if (deleted === "") throw new ErrBadArchive(name, undefined, "whiteout names no valid file");
+      if (deleted === "") throw new ErrBadArchive(name, { detail: "whiteout names no valid file" });
       const victim = [...parent, deleted];
       removePath(root, victim);
       if (overlay) {
@@ -181,11 +181,10 @@ function ids(h: TarHeader, opts: ApplyOptions): { uid: number; gid: number } {
       return toHost(id, m);
     } catch (e) {
       if (!(e instanceof ErrUnmappedID)) throw e;
-      throw new ErrUnmappedID(
-        String(id),
-        { cause: e },
-        `${what} of ${h.name} has no host ID in the mapping`,
-      );
+      throw new ErrUnmappedID(String(id), {
+        detail: `${what} of ${h.name} has no host ID in the mapping`,
+        cause: e,
+      });
     }
   };
   return {
@@ -236,7 +235,7 @@ function createEntry(
     case TypeFlag.Link: {
       const tparts = cleanEntryName(h.linkname, name, "hard link target");
       if (tparts.length === 0) {
-        throw new ErrBadArchive(name, undefined, "hard link to the root directory");
+        throw new ErrBadArchive(name, { detail: "hard link to the root directory" });
       }
       const tparent = root.resolveParent(tparts.slice(0, -1), name, false);
       const tabs = root.abs([...tparent, tparts[tparts.length - 1]]);
@@ -245,18 +244,14 @@ function createEntry(
         st = Deno.lstatSync(tabs);
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
-        throw new ErrBadArchive(
-          name,
-          undefined,
-          `hard link target ${JSON.stringify(h.linkname)} does not exist`,
-        );
+        throw new ErrBadArchive(name, {
+          detail: `hard link target ${JSON.stringify(h.linkname)} does not exist`,
+        });
       }
       if (st.isDirectory) {
-        throw new ErrBadArchive(
-          name,
-          undefined,
-          `hard link target ${JSON.stringify(h.linkname)} is a directory`,
-        );
+        throw new ErrBadArchive(name, {
+          detail: `hard link target ${JSON.stringify(h.linkname)} is a directory`,
+        });
       }
       Deno.linkSync(tabs, abs);
       break;
@@ -265,11 +260,9 @@ function createEntry(
       symlink(h.linkname, abs);
       break;
     default:
-      throw new ErrBadArchive(
-        name,
-        undefined,
-        `unhandled tar entry type ${JSON.stringify(h.typeflag)}`,
-      );
+      throw new ErrBadArchive(name, {
+        detail: `unhandled tar entry type ${JSON.stringify(h.typeflag)}`,
+      });
   }
   return type;
 }
@@ -371,11 +364,10 @@ function setXattr(abs: string, key: string, value: Uint8Array, entry: string): v
   } catch (e) {
     const errno = (e as { errno?: number }).errno;
     if (errno === ENOTSUP || (errno === EPERM && geteuid() !== 0)) return;
-    throw new ErrBadArchive(
-      entry,
-      { cause: e },
-      `cannot set xattr ${key}: ${(e as Error).message}`,
-    );
+    throw new ErrBadArchive(entry, {
+      detail: `cannot set xattr ${key}: ${(e as Error).message}`,
+      cause: e,
+    });
   }
 }
 

@@ -65,7 +65,10 @@ export function detectCompression(bytes: Uint8Array): Compression {
 /** Wraps decoder failures so callers see which format was bad and why. */
 function badData(c: Compression, cause: unknown): ErrBadArchive {
   const why = cause instanceof Error ? cause.message : String(cause);
-  return new ErrBadArchive(undefined, { cause }, `invalid ${compressionName(c)} data: ${why}`);
+  return new ErrBadArchive(undefined, {
+    detail: `invalid ${compressionName(c)} data: ${why}`,
+    cause,
+  });
 }
 
 function mapErrors(
@@ -112,11 +115,10 @@ function viaCommand(
       stderr: "piped",
     }).spawn();
   } catch (cause) {
-    throw new ErrBadArchive(
-      undefined,
-      { cause },
-      `cannot decompress ${compressionName(c)}: ${cmd} not runnable`,
-    );
+    throw new ErrBadArchive(undefined, {
+      detail: `cannot decompress ${compressionName(c)}: ${cmd} not runnable`,
+      cause,
+    });
   }
   const fed = input.pipeTo(child.stdin).catch((e) => {
     try {

@@ -38,11 +38,9 @@ export function cleanEntryName(name: string, entry: string, what = "path"): stri
     if (c === "..") {
       if (out.length > 0) out.pop();
       else if (!absolute) {
-        throw new ErrBadArchive(
-          entry,
-          undefined,
-          `${what} ${JSON.stringify(name)} is outside the target`,
-        );
+        throw new ErrBadArchive(entry, {
+          detail: `${what} ${JSON.stringify(name)} is outside the target`,
+        });
       }
       continue;
     }
@@ -108,7 +106,7 @@ export class SafeRoot {
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
         if (!create || followed) {
-          throw new ErrBadArchive(entry, undefined, `parent directory /${nextKey} does not exist`);
+          throw new ErrBadArchive(entry, { detail: `parent directory /${nextKey} does not exist` });
         }
         Deno.mkdirSync(p, { mode: 0o755 });
         Deno.chmodSync(p, 0o755);
@@ -118,11 +116,9 @@ export class SafeRoot {
       }
       if (st.isSymlink) {
         if (++links > MAX_SYMLINKS) {
-          throw new ErrBadArchive(
-            entry,
-            undefined,
-            `too many levels of symbolic links at /${nextKey}`,
-          );
+          throw new ErrBadArchive(entry, {
+            detail: `too many levels of symbolic links at /${nextKey}`,
+          });
         }
         const target = Deno.readLinkSync(p);
         if (target.startsWith("/")) resolved = [];
@@ -131,7 +127,7 @@ export class SafeRoot {
         continue;
       }
       if (!st.isDirectory) {
-        throw new ErrBadArchive(entry, undefined, `parent /${nextKey} is not a directory`);
+        throw new ErrBadArchive(entry, { detail: `parent /${nextKey} is not a directory` });
       }
       this.#realDirs.add(nextKey);
       resolved = next;

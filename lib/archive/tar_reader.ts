@@ -374,11 +374,7 @@ export class TarParser {
   }
 
   #fail(what: string, at: number, cause?: unknown): ErrBadArchive {
-    return new ErrBadArchive(
-      this.#name,
-      cause ? { cause } : undefined,
-      `${what} at byte offset ${at}`,
-    );
+    return new ErrBadArchive(this.#name, { detail: `${what} at byte offset ${at}`, cause });
   }
 
   /** Feeds one chunk; callbacks run synchronously before this returns. */

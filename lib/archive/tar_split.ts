@@ -182,7 +182,9 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
         if (sparse) return;
         const key = cleanPath(name);
         if (seen.has(key)) {
-          throw new ErrBadArchive(name, undefined, "duplicate path, which tar-split cannot record");
+          throw new ErrBadArchive(name, {
+            detail: "duplicate path, which tar-split cannot record",
+          });
         }
         seen.add(key);
         const n = rawName ? `"name_raw":"${base64(rawName)}"` : `"name":${goJsonString(name)}`;
@@ -274,11 +276,10 @@ export async function* readTarSplit(
     try {
       e = JSON.parse(line);
     } catch (cause) {
-      throw new ErrBadArchive(
-        undefined,
-        { cause },
-        `malformed tar-split line ${JSON.stringify(line.slice(0, 80))}`,
-      );
+      throw new ErrBadArchive(undefined, {
+        detail: `malformed tar-split line ${JSON.stringify(line.slice(0, 80))}`,
+        cause,
+      });
     }
     const nameRaw = typeof e.name_raw === "string" ? fromBase64(e.name_raw) : undefined;
     return {
@@ -373,24 +374,24 @@ export function rebuildTar(
         continue;
       }
       if (e.type !== FILE_TYPE) {
-        throw new ErrBadArchive(e.name, undefined, `unknown tar-split entry type ${e.type}`);
+        throw new ErrBadArchive(e.name, { detail: `unknown tar-split entry type ${e.type}` });
       }
       const name = e.name ?? "";
       const key = cleanPath(name);
-      if (seen.has(key)) throw new ErrBadArchive(name, undefined, "duplicate path in tar-split");
+      if (seen.has(key)) throw new ErrBadArchive(name, { detail: "duplicate path in tar-split" });
       seen.add(key);
       if (e.size === 0) continue;
       crc.reset();
       const n = yield* copyFile(name, e.size);
       if (n !== e.size) {
-        throw new ErrBadArchive(
-          name,
-          undefined,
-          `file has ${n > e.size ? `more than ${e.size}` : n} bytes, tar-split recorded ${e.size}`,
-        );
+        throw new ErrBadArchive(name, {
+          detail: `file has ${
+            n > e.size ? `more than ${e.size}` : n
+          } bytes, tar-split recorded ${e.size}`,
+        });
       }
       if (e.payload && !equal(crc.digest(), e.payload)) {
-        throw new ErrBadArchive(name, undefined, "file integrity checksum failed");
+        throw new ErrBadArchive(name, { detail: "file integrity checksum failed" });
       }
     }
   }

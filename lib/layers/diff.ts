@@ -89,11 +89,9 @@ export async function diff(
     compression !== Compression.Uncompressed && compression !== Compression.Gzip &&
     compression !== Compression.Zstd
   ) {
-    throw new StorageError(
-      compressionName(compression),
-      undefined,
-      "unsupported compression format for diff output",
-    );
+    throw new StorageError(compressionName(compression), {
+      detail: "unsupported compression format for diff output",
+    });
   }
   const maybeCompress = (tar: ReadableStream<Uint8Array>) =>
     compression === Compression.Uncompressed ? tar : compressStream(tar, compression);

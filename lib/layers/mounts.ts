@@ -44,7 +44,7 @@ async function withMounts<T>(
 /** How many times a layer is mounted. */
 export async function mounted(s: LayerStore, id: string): Promise<number> {
   if (!s.isReadWrite()) {
-    throw new ErrStoreIsReadOnly(s.mountsPath, undefined, "no mount information for layers");
+    throw new ErrStoreIsReadOnly(s.mountsPath, { detail: "no mount information for layers" });
   }
   return await withMounts(s, false, () => Promise.resolve(s.mustLookup(id).mountcount ?? 0));
 }
@@ -55,7 +55,7 @@ export async function mounted(s: LayerStore, id: string): Promise<number> {
  */
 export async function mount(s: LayerStore, id: string, opts: MountOpts = {}): Promise<string> {
   if (!s.isReadWrite() && !(opts.options ?? []).includes("ro")) {
-    throw new ErrStoreIsReadOnly(s.mountsPath, undefined, "not allowed to update mount locations");
+    throw new ErrStoreIsReadOnly(s.mountsPath, { detail: "not allowed to update mount locations" });
   }
   return await withMounts(s, true, async () => {
     const layer = s.mustLookup(id);
@@ -71,7 +71,7 @@ export async function mount(s: LayerStore, id: string, opts: MountOpts = {}): Pr
       const same = JSON.stringify(wants.uidMap ?? []) === JSON.stringify(layer.uidmap ?? []) &&
         JSON.stringify(wants.gidMap ?? []) === JSON.stringify(layer.gidmap ?? []);
       if (!same) {
-        throw new StorageError(layer.id, undefined, "cannot mount layer: shifting not enabled");
+        throw new StorageError(layer.id, { detail: "cannot mount layer: shifting not enabled" });
       }
     }
     const path = await s.driver.get(layer.id, { ...opts, mountLabel });
@@ -91,7 +91,7 @@ export async function mount(s: LayerStore, id: string, opts: MountOpts = {}): Pr
  */
 export async function unmount(s: LayerStore, id: string, force: boolean): Promise<boolean> {
   if (!s.isReadWrite()) {
-    throw new ErrStoreIsReadOnly(s.mountsPath, undefined, "not allowed to update mount locations");
+    throw new ErrStoreIsReadOnly(s.mountsPath, { detail: "not allowed to update mount locations" });
   }
   return await withMounts(s, true, async () => {
     const layer = s.lookup(id) ?? s.byMount.get(resolve(id));
@@ -124,7 +124,7 @@ export async function parentOwners(
   id: string,
 ): Promise<{ uids: number[]; gids: number[] }> {
   if (!s.isReadWrite()) {
-    throw new ErrStoreIsReadOnly(s.mountsPath, undefined, "no mount information for layers");
+    throw new ErrStoreIsReadOnly(s.mountsPath, { detail: "no mount information for layers" });
   }
   return await withMounts(s, false, async () => {
     const layer = s.mustLookup(id);

@@ -170,7 +170,10 @@ async function wrap<T>(what: string, p: Promise<T>): Promise<T> {
     return await p;
   } catch (e) {
     if (e instanceof StorageError) throw e;
-    throw new StorageError(undefined, { cause: e }, `${what}: ${(e as Error)?.message ?? e}`);
+    throw new StorageError(undefined, {
+      detail: `${what}: ${(e as Error)?.message ?? e}`,
+      cause: e,
+    });
   }
 }
 

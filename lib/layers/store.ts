@@ -150,7 +150,7 @@ export class LayerStore {
   /** Takes layers.lock for writing and reloads if another process changed the store. */
   async startWriting(): Promise<void> {
     if (!this.isReadWrite()) {
-      throw new ErrStoreIsReadOnly(this.layersPath, undefined, "not allowed to modify layers");
+      throw new ErrStoreIsReadOnly(this.layersPath, { detail: "not allowed to modify layers" });
     }
     await this.lockfile.lock();
     this.#writeLocked = true;
@@ -245,7 +245,7 @@ export class LayerStore {
       try {
         layers = JSON.parse(text) ?? [];
       } catch (e) {
-        throw new StorageError(this.layersPath, { cause: e }, "cannot parse layers.json");
+        throw new StorageError(this.layersPath, { detail: "cannot parse layers.json", cause: e });
       }
     }
     const byID: Map<string, Layer> = new Map();
@@ -268,11 +268,9 @@ export class LayerStore {
       if (readOnly) layer.readonly = true;
     }
     if (shouldSave && (readOnly || !this.#writeLocked)) {
-      throw new ErrDuplicateName(
-        this.layersPath,
-        undefined,
-        "duplicate layer names in layers.json",
-      );
+      throw new ErrDuplicateName(this.layersPath, {
+        detail: "duplicate layer names in layers.json",
+      });
     }
     this.list = layers;
     this.byID = byID;
@@ -342,14 +340,12 @@ export class LayerStore {
   /** Writes layers.json atomically and marks the store changed for other processes. @internal */
   async saveLayers(): Promise<void> {
     if (!this.isReadWrite()) {
-      throw new ErrStoreIsReadOnly(
-        this.layersPath,
-        undefined,
-        "not allowed to modify the layer store",
-      );
+      throw new ErrStoreIsReadOnly(this.layersPath, {
+        detail: "not allowed to modify the layer store",
+      });
     }
     if (!this.#writeLocked) {
-      throw new StorageError(this.layersPath, undefined, "layer store is not locked for writing");
+      throw new StorageError(this.layersPath, { detail: "layer store is not locked for writing" });
     }
     await Deno.mkdir(this.layerDir, { recursive: true, mode: 0o700 });
     try {
@@ -363,11 +359,9 @@ export class LayerStore {
   /** Writes mountpoints.json; the caller holds mountpoints.lock for writing. @internal */
   async saveMounts(): Promise<void> {
     if (!this.isReadWrite()) {
-      throw new ErrStoreIsReadOnly(
-        this.mountsPath,
-        undefined,
-        "not allowed to modify mount information",
-      );
+      throw new ErrStoreIsReadOnly(this.mountsPath, {
+        detail: "not allowed to modify mount information",
+      });
     }
     await Deno.mkdir(this.runDir, { recursive: true, mode: 0o700 });
     await atomicWriteFile(this.mountsPath, encodeMounts(this.list), 0o600);
@@ -398,7 +392,7 @@ export class LayerStore {
   /** Throws ErrStoreIsReadOnly naming what was attempted when the store is read-only. @internal */
   checkWritable(what: string): void {
     if (!this.isReadWrite()) {
-      throw new ErrStoreIsReadOnly(this.layersPath, undefined, `not allowed to ${what}`);
+      throw new ErrStoreIsReadOnly(this.layersPath, { detail: `not allowed to ${what}` });
     }
   }
 
@@ -511,7 +505,7 @@ export class LayerStore {
 
   /** Opens a big data item for reading. */
   async bigData(id: string, key: string): Promise<ReadableStream<Uint8Array>> {
-    if (key === "") throw new ErrInvalidBigDataName(key, undefined, "empty name");
+    if (key === "") throw new ErrInvalidBigDataName(key, { detail: "empty name" });
     const layer = this.mustLookup(id);
     const f = await Deno.open(join(this.dataDir(layer.id), bigDataFileName(key)));
     return f.readable;
@@ -523,7 +517,7 @@ export class LayerStore {
     key: string,
     data: ReadableStream<Uint8Array> | Uint8Array,
   ): Promise<void> {
-    if (key === "") throw new ErrInvalidBigDataName(key, undefined, "empty name");
+    if (key === "") throw new ErrInvalidBigDataName(key, { detail: "empty name" });
     this.checkWritable("save data items associated with layers");
     const layer = this.mustLookup(id);
     await Deno.mkdir(this.dataDir(layer.id), { recursive: true, mode: 0o700 });

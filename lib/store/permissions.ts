@@ -37,7 +37,7 @@ function flagFor(desc: Deno.PermissionDescriptor): string {
 export function requirePermission(desc: Deno.PermissionDescriptor, why: string): void {
   if (Deno.permissions.querySync(desc).state !== "granted") {
     const flag = flagFor(desc);
-    throw new ErrPermission(flag, undefined, `${why}; run deno with ${flag}`);
+    throw new ErrPermission(flag, { detail: `${why}; run deno with ${flag}` });
   }
 }
 
