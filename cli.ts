@@ -17,7 +17,7 @@
  */
 
 import { defaultStoreOptions, type StoreOptions } from "./lib/config.ts";
-import { Store } from "./lib/store.ts";
+import { Store } from "./lib/store/mod.ts";
 import type { Command, Context } from "./lib/cli/command.ts";
 import { commands, findCommand } from "./lib/cli/commands.ts";
 import { type ErrorHandling, ExitError, FlagError, FlagSet, PROG } from "./lib/cli/flags.ts";

@@ -16,7 +16,7 @@
 import { createHash } from "node:crypto";
 import { emptyHeader, type TarHeader, TypeFlag } from "./lib/archive/tar_header.ts";
 import { writeTar } from "./lib/archive/tar_writer.ts";
-import { Store } from "./lib/store.ts";
+import { Store } from "./lib/store/mod.ts";
 
 const enc = new TextEncoder();
 

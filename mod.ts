@@ -14,7 +14,7 @@
  */
 
 export * from "./lib/errors.ts";
-export { Store } from "./lib/store.ts";
+export { Store } from "./lib/store/mod.ts";
 export type { Layer, LayerOptions } from "./lib/layers/layer.ts";
 export { defaultStoreOptions, parseStorageConf, type StoreOptions } from "./lib/config.ts";
 export { LockFile } from "./lib/lockfile.ts";

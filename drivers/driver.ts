@@ -15,25 +15,12 @@
  * @module
  */
 
+import type { Change } from "../lib/archive/change.ts";
+import type { FileGetter } from "../lib/archive/file_getter.ts";
 import type { IDMappings } from "../lib/idmap.ts";
 
-/** One filesystem change between a layer and its parent. */
-export interface Change {
-  /** Absolute path inside the layer, e.g. "/etc/passwd". */
-  path: string;
-  /** What happened to it. */
-  kind: ChangeKind;
-}
-
-/** Kinds of change, numbered as containers/storage's archive.ChangeType. */
-export enum ChangeKind {
-  /** Content or metadata changed. */
-  Modify = 0,
-  /** Newly created. */
-  Add = 1,
-  /** Removed. */
-  Delete = 2,
-}
+export { type Change, ChangeKind } from "../lib/archive/change.ts";
+export type { FileGetter } from "../lib/archive/file_getter.ts";
 
 /** Options for creating a layer's directory. */
 export interface CreateOpts {
@@ -71,14 +58,6 @@ export interface ApplyDiffOpts {
   ignoreChownErrors?: boolean;
   /** Permission bits forced on every created entry, as containers/storage's force_mask. */
   forceMask?: number;
-}
-
-/** Reads file contents of a layer by path, for rebuilding a diff from tar-split. */
-export interface FileGetter {
-  /** Opens the content of the file at `path` (a name from the tar, relative to the layer root). */
-  get(path: string): Promise<ReadableStream<Uint8Array>>;
-  /** Releases what the getter holds (e.g. a temporary mount). */
-  close(): Promise<void>;
 }
 
 /** Where a driver keeps its data, and its options from storage.conf/--storage-opt. */

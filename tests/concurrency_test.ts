@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { Store } from "../lib/store.ts";
+import { Store } from "../lib/store/mod.ts";
 import { isRoot, reference, referenceCli, removeTree, run, tempDir } from "./helpers.ts";
 import { buildTar } from "./tar_fixtures.ts";
 import { assert, assertEquals, listDir, storeOpts } from "./store_helpers.ts";

@@ -12,7 +12,7 @@ import { exportChanges, exportTree } from "../lib/archive/export.ts";
 import vfs from "../drivers/vfs/mod.ts";
 import { applyTar } from "../lib/archive/apply.ts";
 import { readTar } from "../lib/archive/tar_reader.ts";
-import { ChangeKind } from "../drivers/driver.ts";
+import { ChangeKind } from "../lib/archive/change.ts";
 import { lstatNs, S_IFCHR } from "../ffi/fs.ts";
 import { streamOf } from "./tar_fixtures.ts";
 import { isRoot, reference, referenceCli, removeTree, run, tempDir } from "./helpers.ts";

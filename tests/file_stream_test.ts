@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ErrBadArchive } from "../lib/errors.ts";
-import type { FileGetter } from "../drivers/driver.ts";
+import type { FileGetter } from "../lib/archive/file_getter.ts";
 import { type FileStream, openFileStream } from "../lib/archive/file_stream.ts";
 import { emptyHeader } from "../lib/archive/tar_header.ts";
 import { REBUILD_CHUNK, rebuildTar, TarSplitPacker } from "../lib/archive/tar_split.ts";

@@ -8,7 +8,7 @@
  */
 
 import overlay from "../drivers/overlay/mod.ts";
-import { Store } from "../lib/store.ts";
+import { Store } from "../lib/store/mod.ts";
 import type { StoreOptions } from "../lib/config.ts";
 import { lsetxattr, mknod, S_IFCHR } from "../ffi/fs.ts";
 import { isRoot, notRootReason, reference, referenceCli, removeTree, tempDir } from "./helpers.ts";

@@ -8,7 +8,7 @@
 
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { Store } from "../lib/store.ts";
+import { Store } from "../lib/store/mod.ts";
 import { encodeLayers } from "../lib/layers/encode.ts";
 import { isRoot, reference, referenceCli, removeTree, tempDir } from "./helpers.ts";
 import { buildTar, streamOf } from "./tar_fixtures.ts";

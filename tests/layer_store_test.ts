@@ -6,7 +6,7 @@
 
 import { gunzipSync, gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { Store } from "../lib/store.ts";
+import { Store } from "../lib/store/mod.ts";
 import { Compression } from "../lib/archive/compression.ts";
 import {
   ErrDuplicateID,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { Store } from "../lib/store.ts";
+import { Store } from "../lib/store/mod.ts";
 import { storeOpts } from "./store_helpers.ts";
 import { buildTar, streamOf } from "./tar_fixtures.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ErrBadArchive } from "../lib/errors.ts";
-import type { FileGetter } from "../drivers/driver.ts";
+import type { FileGetter } from "../lib/archive/file_getter.ts";
 import { Crc64, crc64 } from "../lib/archive/crc64.ts";
 import { emptyHeader, TypeFlag } from "../lib/archive/tar_header.ts";
 import { readTar } from "../lib/archive/tar_reader.ts";

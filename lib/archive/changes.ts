@@ -20,7 +20,7 @@
  * @module
  */
 
-import { type Change, ChangeKind } from "../../drivers/driver.ts";
+import { type Change, ChangeKind } from "./change.ts";
 import { type IDMappings, toContainer } from "../idmap.ts";
 import { lgetxattr, llistxattr, lstatNs, type StatNs } from "../../ffi/fs.ts";
 import { isOpaqueValue, isOverlayWhiteout, OVERLAY_OPAQUE_XATTR } from "./whiteout.ts";

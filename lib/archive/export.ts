@@ -27,7 +27,7 @@
  * @module
  */
 
-import { type Change, ChangeKind } from "../../drivers/driver.ts";
+import { type Change, ChangeKind } from "./change.ts";
 import { type IDMappings, isIdentity, toContainer } from "../idmap.ts";
 import { lgetxattr, llistxattr, lstatNs, type StatNs } from "../../ffi/fs.ts";
 import { emptyHeader, type TarHeader, TypeFlag } from "./tar_header.ts";

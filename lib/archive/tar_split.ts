@@ -34,7 +34,7 @@
  */
 
 import { ErrBadArchive } from "../errors.ts";
-import type { FileGetter } from "../../drivers/driver.ts";
+import type { FileGetter } from "./file_getter.ts";
 import { Crc64 } from "./crc64.ts";
 import { FileStream } from "./file_stream.ts";
 import { cleanPath, type TarHeader } from "./tar_header.ts";

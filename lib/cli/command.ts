@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { Store } from "../store.ts";
+import type { Store } from "../store/mod.ts";
 import type { FlagSet } from "./flags.ts";
 import type { CliIO } from "./io.ts";
 

@@ -18,7 +18,7 @@ import { StorageError } from "../errors.ts";
 import { rebuildTar } from "../archive/tar_split.ts";
 import type { Layer } from "./layer.ts";
 import { layerMappings } from "./layer.ts";
-import type { LayerStore } from "./store.ts";
+import type { LayerStore } from "./layer_store.ts";
 
 /** Options of {@linkcode diff}. */
 export interface DiffOptions {

@@ -21,7 +21,7 @@ import {
 } from "../errors.ts";
 import { toContainer, toHost } from "../idmap.ts";
 import { isMountpoint } from "../../ffi/mount.ts";
-import type { LayerStore } from "./store.ts";
+import type { LayerStore } from "./layer_store.ts";
 
 /** Runs `fn` with mountpoints.lock held, reloading mount counts another process changed. */
 async function withMounts<T>(

@@ -26,7 +26,7 @@ import {
   layerMappings,
   type LayerOptions,
 } from "./layer.ts";
-import { addToDigestMap, type LayerStore, removeFromDigestMap } from "./store.ts";
+import { addToDigestMap, type LayerStore, removeFromDigestMap } from "./layer_store.ts";
 import { concatBytes } from "../bytes.ts";
 
 /** A new layer and the size of the diff applied to it (-1 without a diff). */

@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts ignore
- * import { Store } from "./store.ts";
+ * import { Store } from "./mod.ts";
  * const store = await Store.open({ graphRoot: "/tmp/g", runRoot: "/tmp/r", graphDriverName: "vfs",
  *   graphDriverOptions: [], uidMap: [], gidMap: [], imageStores: [] });
  * const { layer } = await store.putLayer(undefined, "", ["base"], "", false, undefined, tarball);
@@ -17,10 +17,10 @@
  */
 
 import { join, resolve } from "node:path";
-import type { Change, Driver } from "../drivers/driver.ts";
-import { pickDriver } from "../drivers/registry.ts";
-import type { Compression } from "./archive/compression.ts";
-import type { StoreOptions } from "./config.ts";
+import type { Change, Driver } from "../../drivers/driver.ts";
+import { pickDriver } from "../../drivers/registry.ts";
+import type { Compression } from "../archive/compression.ts";
+import type { StoreOptions } from "../config.ts";
 import {
   ErrIncompleteOptions,
   ErrLayerHasChildren,
@@ -30,19 +30,19 @@ import {
   ErrNotALayer,
   ErrParentIsContainer,
   StorageError,
-} from "./errors.ts";
-import type { IDMap } from "./idmap.ts";
-import { dedupeNames } from "./layers/encode.ts";
-import type { Layer, LayerOptions } from "./layers/layer.ts";
-import { LockFile } from "./lockfile.ts";
-import * as diffs from "./layers/diff.ts";
-import * as mounts from "./layers/mounts.ts";
-import { applyDiff, put } from "./layers/put.ts";
-import { LayerStore } from "./layers/store.ts";
-import { checkStorePermissions } from "./store/permissions.ts";
-import { readRecords } from "./store/usage.ts";
+} from "../errors.ts";
+import type { IDMap } from "../idmap.ts";
+import { dedupeNames } from "../layers/encode.ts";
+import type { Layer, LayerOptions } from "../layers/layer.ts";
+import { LockFile } from "../lockfile.ts";
+import * as diffs from "../layers/diff.ts";
+import * as mounts from "../layers/mounts.ts";
+import { applyDiff, put } from "../layers/put.ts";
+import { LayerStore } from "../layers/layer_store.ts";
+import { checkStorePermissions } from "./permissions.ts";
+import { readRecords } from "./usage.ts";
 
-export type { Layer, LayerOptions } from "./layers/layer.ts";
+export type { Layer, LayerOptions } from "../layers/layer.ts";
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 
