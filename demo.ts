@@ -58,15 +58,11 @@ async function main(): Promise<void> {
     // Each layer is a tarball built in memory and streamed into the store.
     const putTarLayer = async (name: string, parent: string, files: Record<string, string>) => {
       const tar = await collect(writeTar(layerTarEntries(files)));
-      const { layer } = await store.putLayer(
-        undefined,
+      const { layer } = await store.putLayer({
         parent,
-        [name],
-        "",
-        false,
-        undefined,
-        ReadableStream.from([tar]),
-      );
+        names: [name],
+        diff: ReadableStream.from([tar]),
+      });
       return { layer, tar };
     };
     const { layer: base } = await putTarLayer("demo-base", "", {

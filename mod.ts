@@ -15,7 +15,12 @@
 
 export * from "./lib/errors.ts";
 export { Store } from "./lib/store/mod.ts";
-export type { Layer, LayerOptions } from "./lib/layers/layer.ts";
+export type {
+  CreateLayerOptions,
+  Layer,
+  LayerOptions,
+  PutLayerOptions,
+} from "./lib/layers/layer.ts";
 export { defaultStoreOptions, parseStorageConf, type StoreOptions } from "./lib/config.ts";
 export { LockFile } from "./lib/lockfile.ts";
 export { generateID, isValidID, TruncIndex } from "./lib/ids.ts";

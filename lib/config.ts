@@ -249,7 +249,7 @@ export async function storeOptionsFromConf(
       return parseIDMap(o[key as "remap-uids"] ?? "", key);
     } catch (e) {
       if (e instanceof ErrInvalidIDMap) {
-        throw configError(conf.file, conf.lines, `storage.options.${key}`, e.message, e);
+        throw configError(conf, `storage.options.${key}`, { detail: e.message, cause: e });
       }
       throw e;
     }
@@ -267,7 +267,7 @@ export async function storeOptionsFromConf(
     } catch (e) {
       if (!(e instanceof ErrInvalidIDMap)) throw e;
       const key = o["remap-user"] ? "remap-user" : "remap-group";
-      throw configError(conf.file, conf.lines, `storage.options.${key}`, e.message, e);
+      throw configError(conf, `storage.options.${key}`, { detail: e.message, cause: e });
     }
   }
 

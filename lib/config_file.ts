@@ -209,17 +209,15 @@ export function lineOf(lines: Map<string, number>, path: string): number | undef
   return undefined;
 }
 
-/** Builds an ErrConfig whose message names the file, the line and the key. */
+/** Builds an ErrConfig whose message names the file, the line and the key at `path`. */
 export function configError(
-  file: string,
-  lines: Map<string, number>,
+  conf: Pick<StorageConf, "file" | "lines">,
   path: string,
-  detail: string,
-  cause?: unknown,
+  { detail, cause }: { detail: string; cause?: unknown },
 ): ErrConfig {
-  const line = lineOf(lines, path);
+  const line = lineOf(conf.lines, path);
   const where = line === undefined ? "" : `line ${line}: `;
-  return new ErrConfig(file, { detail: `${where}key "${path}": ${detail}`, cause });
+  return new ErrConfig(conf.file, { detail: `${where}key "${path}": ${detail}`, cause });
 }
 
 function typeName(v: unknown): string {
@@ -311,7 +309,7 @@ export function parseStorageConf(text: string, file: string): StorageConf {
   }
   const lines = scanKeyLines(text);
   const fail = (path: string, detail: string): never => {
-    throw configError(file, lines, path, detail);
+    throw configError({ file, lines }, path, { detail });
   };
   const checked = validate(raw, SCHEMA, "", fail) as { storage?: StorageConf["storage"] };
   const storage = checked.storage ?? { options: {} };

@@ -81,7 +81,7 @@ Deno.test({
     const root = await tempDir("concurrent-mounts-");
     try {
       const s = await Store.open(storeOpts(root));
-      const l = await s.createLayer(undefined, "", [], "", true);
+      const l = await s.createLayer({ writeable: true });
       const ref = { graph: join(root, "g"), run: join(root, "r"), driver: "vfs" };
       await Promise.all([
         ...Array.from({ length: 10 }, () => s.mount(l.id)),

@@ -252,15 +252,7 @@ Deno.test({
       const tars = chain().slice(0, 6).map((l) => buildTar(l));
       const ids: string[] = [];
       for (const tar of tars) {
-        const { layer } = await store.putLayer(
-          undefined,
-          ids.at(-1) ?? "",
-          [],
-          "",
-          false,
-          undefined,
-          streamOf(tar),
-        );
+        const { layer } = await store.putLayer({ parent: ids.at(-1) ?? "", diff: streamOf(tar) });
         ids.push(layer.id);
       }
       for (let i = 0; i < ids.length; i++) {
@@ -329,17 +321,9 @@ Deno.test({
     const ref = refRoot(root);
     const store = await Store.open(storeOptions(root));
     try {
-      const { layer } = await store.putLayer(
-        undefined,
-        "",
-        [],
-        "",
-        false,
-        undefined,
-        streamOf(buildTar(chain()[0])),
-      );
+      const { layer } = await store.putLayer({ diff: streamOf(buildTar(chain()[0])) });
       const base = layer.id;
-      const ctr = (await store.createLayer(undefined, base, [], "", true)).id;
+      const ctr = (await store.createLayer({ parent: base, writeable: true })).id;
       // the count both processes share: mountpoints.json in the run root
       const sharedCount = () => {
         const mp = JSON.parse(Deno.readTextFileSync(`${ref.run}/overlay-layers/mountpoints.json`));

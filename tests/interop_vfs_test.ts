@@ -52,22 +52,19 @@ Deno.test({
     const root = await tempDir("interop-ours-");
     try {
       const s = await Store.open(storeOpts(root));
-      const base =
-        (await s.putLayer(undefined, "", ["base"], "", false, undefined, streamOf(gzipSync(BASE))))
+      const base = (await s.putLayer({ names: ["base"], diff: streamOf(gzipSync(BASE)) }))
+        .layer;
+      const mid =
+        (await s.putLayer({ parent: base.id, names: ["mid", "middle"], diff: streamOf(MID) }))
           .layer;
-      const mid = (await s.putLayer(
-        undefined,
-        base.id,
-        ["mid", "middle"],
-        "",
-        false,
-        undefined,
-        streamOf(MID),
-      )).layer;
-      const top =
-        (await s.putLayer(undefined, mid.id, [], "", true, { flags: { f: "v" } }, streamOf(TOP)))
-          .layer;
-      const empty = await s.createLayer(undefined, top.id, ["empty"], "", true);
+      const top = (await s.putLayer({
+        parent: mid.id,
+        writeable: true,
+        flags: { f: "v" },
+        diff: streamOf(TOP),
+      }))
+        .layer;
+      const empty = await s.createLayer({ parent: top.id, names: ["empty"], writeable: true });
       await s.setMetadata(mid.id, "mid metadata");
       await s.setLayerBigData(base.id, "manifest", new TextEncoder().encode("{}"));
       await s.setLayerBigData(base.id, "Big Key", new TextEncoder().encode("big"));
@@ -189,8 +186,7 @@ Deno.test({
       assertEquals(sha(await bytesOf(await s.diff("", mid))), sha(MID));
 
       // Extend it; the reference reads what we added.
-      const top =
-        (await s.putLayer(undefined, mid, ["top"], "", false, undefined, streamOf(TOP))).layer;
+      const top = (await s.putLayer({ parent: mid, names: ["top"], diff: streamOf(TOP) })).layer;
       assertEquals(top.uidmap, [{ container_id: 0, host_id: 100000, size: 65536 }]);
       await s.setMetadata(base, "ours");
       await s.shutdown(false);

@@ -93,15 +93,7 @@ Deno.test({
   fn: () =>
     withStore(async (s, root) => {
       const gz = gzipSync(TAR1);
-      const { layer, size } = await s.putLayer(
-        undefined,
-        "",
-        ["base"],
-        "",
-        false,
-        undefined,
-        streamOf(gz),
-      );
+      const { layer, size } = await s.putLayer({ names: ["base"], diff: streamOf(gz) });
       assert(size >= 0);
       assertEquals(layer["compressed-diff-digest"], sha(gz));
       assertEquals(layer["compressed-size"], gz.length);
@@ -148,16 +140,8 @@ Deno.test({
   ignore: !isRoot,
   fn: () =>
     withStore(async (s, root) => {
-      const { layer: base } = await s.putLayer(
-        undefined,
-        "",
-        [],
-        "",
-        false,
-        undefined,
-        streamOf(TAR1),
-      );
-      const child = await s.createLayer(undefined, base.id, ["child"], "", true);
+      const { layer: base } = await s.putLayer({ diff: streamOf(TAR1) });
+      const child = await s.createLayer({ parent: base.id, names: ["child"], writeable: true });
       assertEquals(child.parent, base.id);
       assertEquals(await s.layerSize(child.id), -1);
       assertEquals(
@@ -177,7 +161,7 @@ Deno.test({
       const full = await bytesOf(await s.diff(child.id, child.id));
       assert(full.length > 0);
       await assertRejects(() => s.applyDiff("nosuch", streamOf(TAR2)), ErrLayerUnknown);
-      await assertRejects(() => s.createLayer(undefined, "nosuch", [], "", false), ErrLayerUnknown);
+      await assertRejects(() => s.createLayer({ parent: "nosuch" }), ErrLayerUnknown);
       await assertRejects(() => s.diff("", "nosuch"), ErrLayerUnknown);
       await assertRejects(() => s.changes("", "nosuch"), ErrLayerUnknown);
       await assertRejects(() => s.diffSize("", "nosuch"), ErrLayerUnknown);
@@ -189,11 +173,11 @@ Deno.test({
   ignore: !isRoot,
   fn: () =>
     withStore(async (s) => {
-      const a = await s.createLayer("a".repeat(64), "", ["one"], "", false);
-      await s.createLayer("ab" + "0".repeat(62), "", [], "", false);
-      const e = await assertRejects(() => s.createLayer(a.id, "", [], "", false), ErrDuplicateID);
+      const a = await s.createLayer({ id: "a".repeat(64), names: ["one"] });
+      await s.createLayer({ id: "ab" + "0".repeat(62) });
+      const e = await assertRejects(() => s.createLayer({ id: a.id }), ErrDuplicateID);
       assert(e.message.includes(a.id));
-      await assertRejects(() => s.createLayer(undefined, "", ["one"], "", false), ErrDuplicateName);
+      await assertRejects(() => s.createLayer({ names: ["one"] }), ErrDuplicateName);
       assertEquals(await s.lookup("one"), a.id);
       assertEquals(await s.lookup("aa"), a.id);
       await assertRejects(() => s.lookup("a"), ErrLayerUnknown); // ambiguous
@@ -208,8 +192,8 @@ Deno.test({
   ignore: !isRoot,
   fn: () =>
     withStore(async (s) => {
-      const a = await s.createLayer(undefined, "", ["x", "y"], "", false);
-      const b = await s.createLayer(undefined, "", ["z"], "", false);
+      const a = await s.createLayer({ names: ["x", "y"] });
+      const b = await s.createLayer({ names: ["z"] });
       await s.addNames(b.id, ["y", "w", "w"]);
       assertEquals(await s.names(b.id), ["z", "y", "w"]);
       assertEquals(await s.names(a.id), ["x"]);
@@ -228,7 +212,7 @@ Deno.test({
   ignore: !isRoot,
   fn: () =>
     withStore(async (s, root) => {
-      const a = await s.createLayer(undefined, "", [], "", false, { flags: { keep: "yes" } });
+      const a = await s.createLayer({ flags: { keep: "yes" } });
       assertEquals(a.flags, { keep: "yes" });
       await s.setMetadata(a.id, "md<&>");
       assertEquals(await s.metadata(a.id), "md<&>");
@@ -266,7 +250,7 @@ Deno.test({
   ignore: !isRoot,
   fn: () =>
     withStore(async (s, root) => {
-      const a = await s.createLayer(undefined, "", [], "", true);
+      const a = await s.createLayer({ writeable: true });
       const p1 = await s.mount(a.id);
       const p2 = await s.mount(a.id);
       assertEquals(p1, p2);
@@ -298,8 +282,8 @@ Deno.test({
   ignore: !isRoot || !referenceCli,
   fn: () =>
     withStore(async (s, root) => {
-      const base = await s.createLayer(undefined, "", ["base"], "", false);
-      const child = await s.createLayer(undefined, base.id, [], "", false);
+      const base = await s.createLayer({ names: ["base"] });
+      const child = await s.createLayer({ parent: base.id });
       const e = await assertRejects(() => s.deleteLayer(base.id), ErrLayerHasChildren);
       assert(e.message.includes(base.id) && e.message.includes(child.id));
       await assertRejects(() => s.deleteLayer("nosuch"), ErrNotALayer);
@@ -315,7 +299,7 @@ Deno.test({
         .find((c: { id: string }) => c.id === ctrID);
       await assertRejects(() => s.deleteLayer(ctr.layer), ErrLayerUsedByContainer);
       await assertRejects(
-        () => s.createLayer(undefined, ctr.layer, [], "", false),
+        () => s.createLayer({ parent: ctr.layer }),
         ErrParentIsContainer,
       );
       await reference(ref, ["delete-container", "ctr"]);
@@ -333,9 +317,9 @@ Deno.test({
   ignore: !isRoot,
   fn: () =>
     withStore(async (s, root) => {
-      const a = await s.createLayer(undefined, "", [], "", false);
-      const b = await s.createLayer(undefined, a.id, [], "", false);
-      await s.createLayer(undefined, b.id, [], "", false);
+      const a = await s.createLayer();
+      const b = await s.createLayer({ parent: a.id });
+      await s.createLayer({ parent: b.id });
       await s.wipe();
       assertEquals(await s.layers(), []);
       assertEquals(await Deno.readTextFile(join(root, "g/vfs-layers/layers.json")), "[]");
@@ -348,16 +332,8 @@ Deno.test({
   fn: () =>
     withStore(async (s) => {
       const gz = gzipSync(TAR1);
-      const { layer: a } = await s.putLayer(undefined, "", [], "", false, undefined, streamOf(gz));
-      const { layer: b } = await s.putLayer(
-        undefined,
-        "",
-        [],
-        "",
-        false,
-        undefined,
-        streamOf(TAR1),
-      );
+      const { layer: a } = await s.putLayer({ diff: streamOf(gz) });
+      const { layer: b } = await s.putLayer({ diff: streamOf(TAR1) });
       assertEquals((await s.layersByCompressedDigest(sha(gz))).map((l) => l.id), [a.id]);
       assertEquals((await s.layersByUncompressedDigest(sha(TAR1))).map((l) => l.id), [a.id, b.id]);
       await assertRejects(() => s.layersByCompressedDigest(sha(TAR2)), ErrLayerUnknown);
@@ -373,10 +349,11 @@ Deno.test({
   fn: () =>
     withStore(async (s) => {
       const fake = "sha256:" + "1".repeat(64);
-      const { layer } = await s.putLayer(undefined, "", [], "", false, {
+      const { layer } = await s.putLayer({
         originalDigest: fake,
         uncompressedDigest: fake,
-      }, streamOf(TAR1));
+        diff: streamOf(TAR1),
+      });
       assertEquals(layer["compressed-diff-digest"], fake);
       assertEquals(layer["diff-digest"], fake);
       assertEquals(layer["diff-size"], TAR1.length);
@@ -388,23 +365,15 @@ Deno.test({
   ignore: !isRoot,
   fn: () =>
     withStore(async (s) => {
-      const { layer: t } = await s.putLayer(
-        undefined,
-        "",
-        [],
-        "",
-        false,
-        undefined,
-        streamOf(TAR1),
-      );
+      const { layer: t } = await s.putLayer({ diff: streamOf(TAR1) });
       await s.setMetadata(t.id, "from template");
-      const c = await s.createLayer(undefined, "", [], "", false, { templateLayer: t.id });
+      const c = await s.createLayer({ templateLayer: t.id });
       assertEquals(c.metadata, "from template");
       assertEquals(c["diff-digest"], t["diff-digest"]);
       assertEquals(sha(await bytesOf(await s.diff("", c.id, { compression: 0 }))), sha(TAR1));
       assertEquals((await s.layersByUncompressedDigest(sha(TAR1))).length, 2);
       await assertRejects(
-        () => s.createLayer(undefined, "", [], "", false, { templateLayer: "nosuch" }),
+        () => s.createLayer({ templateLayer: "nosuch" }),
         ErrLayerUnknown,
       );
     }),
@@ -417,22 +386,15 @@ Deno.test({
     withStore(async (s, root) => {
       const uidMap = [{ container_id: 0, host_id: 100000, size: 65536 }];
       const gidMap = [{ container_id: 0, host_id: 200000, size: 65536 }];
-      const { layer } = await s.putLayer(
-        undefined,
-        "",
-        [],
-        "",
-        false,
-        { uidMap, gidMap },
-        streamOf(TAR1),
-      );
+      const { layer } = await s.putLayer({ uidMap, gidMap, diff: streamOf(TAR1) });
       assertEquals(layer.uidmap, uidMap);
       const st = await Deno.lstat(join(root, "g/vfs/dir", layer.id, "home/u.txt"));
       assertEquals([st.uid, st.gid], [101000, 200100]);
-      const child = await s.createLayer(undefined, layer.id, [], "", false);
+      const child = await s.createLayer({ parent: layer.id });
       assertEquals(child.gidmap, gidMap);
       // Re-mapped child: vfs chowns the copy.
-      const other = await s.createLayer(undefined, layer.id, [], "", false, {
+      const other = await s.createLayer({
+        parent: layer.id,
         uidMap: [{ container_id: 0, host_id: 300000, size: 65536 }],
         gidMap: [{ container_id: 0, host_id: 300000, size: 65536 }],
       });
@@ -445,10 +407,7 @@ Deno.test({
       const owners = await s.layerParentOwners(layer.id);
       assert(owners.uids.includes(0) && owners.gids.includes(0));
       await s.unmount(layer.id, true);
-      const host = await s.createLayer(undefined, "", [], "", false, {
-        hostUIDMapping: true,
-        hostGIDMapping: true,
-      });
+      const host = await s.createLayer({ hostUIDMapping: true, hostGIDMapping: true });
       assertEquals(host.uidmap, undefined);
       assertEquals(await s.layerParentOwners(host.id), { uids: [], gids: [] });
     }),
@@ -460,9 +419,7 @@ Deno.test({
   fn: () =>
     withStore(async (s, root) => {
       const bad = buildTar([{ name: "../escape", data: "x" }]);
-      await assertRejects(() =>
-        s.putLayer(undefined, "", ["bad"], "", false, undefined, streamOf(bad))
-      );
+      await assertRejects(() => s.putLayer({ names: ["bad"], diff: streamOf(bad) }));
       assertEquals(await s.layers(), []);
       assert(!(await s.exists("bad")));
       for await (const e of Deno.readDir(join(root, "g/vfs/dir"))) {
@@ -481,8 +438,8 @@ Deno.test({
     const root = await tempDir();
     try {
       let s = await Store.open(opts(root));
-      const a = await s.createLayer(undefined, "", ["keep"], "", false);
-      const b = await s.createLayer(undefined, "", ["half"], "", false);
+      const a = await s.createLayer({ names: ["keep"] });
+      const b = await s.createLayer({ names: ["half"] });
       await s.setLayerFlag(b.id, "incomplete", true);
       // Another process (the reference) sees our layers and adds one; we see it.
       const ref = { graph: join(root, "g"), run: join(root, "r"), driver: D };
@@ -508,7 +465,7 @@ Deno.test({
     const root = await tempDir();
     try {
       let s = await Store.open(opts(root));
-      const b = await s.createLayer(undefined, "", ["half"], "", false);
+      const b = await s.createLayer({ names: ["half"] });
       await s.setLayerFlag(b.id, "incomplete", true);
       await s.shutdown(false);
       s = await Store.open(opts(root));
@@ -545,7 +502,7 @@ Deno.test({
       assertEquals(got.readonly, true);
       assertEquals(sha(await bytesOf(await s.diff("", layer.id, { compression: 0 }))), sha(TAR1));
       // A layer of ours can sit on the shared one.
-      const child = await s.createLayer(undefined, layer.id, [], "", false);
+      const child = await s.createLayer({ parent: layer.id });
       assertEquals(child.parent, layer.id);
       const ls = s.roLayerStores[0];
       await assertRejects(() => ls.startWriting(), ErrStoreIsReadOnly);

@@ -18,15 +18,7 @@ try {
   if (cmd === "open") {
     console.log("ok");
   } else if (cmd === "put") {
-    const { layer } = await s.putLayer(
-      undefined,
-      "",
-      [rest[0]],
-      "",
-      false,
-      undefined,
-      Deno.stdin.readable,
-    );
+    const { layer } = await s.putLayer({ names: [rest[0]], diff: Deno.stdin.readable });
     console.log(layer.id);
   } else if (cmd === "many") {
     const [prefix, n] = rest;
@@ -36,15 +28,11 @@ try {
         name: `${prefix}/f${i}`,
         data: `${prefix} ${i}\n`,
       }]);
-      const { layer } = await s.putLayer(
-        undefined,
+      const { layer } = await s.putLayer({
         parent,
-        [`${prefix}-${i}`],
-        "",
-        false,
-        undefined,
-        streamOf(tar),
-      );
+        names: [`${prefix}-${i}`],
+        diff: streamOf(tar),
+      });
       await s.setMetadata(layer.id, `${prefix} ${i}`);
       parent = layer.id;
     }

@@ -86,14 +86,15 @@ export async function readFeature(
   return undefined;
 }
 
-/** Records a probe result in the run home. */
+/** Records a probe result in the run home, where {@linkcode readFeature} finds it. */
 export async function recordFeature(
   runHome: string,
   feature: string,
-  supported: boolean,
-  text = "",
+  result: CachedFeature,
 ): Promise<void> {
-  await Deno.writeTextFile(`${runHome}/${feature}-${supported}`, text, { mode: 0o644 });
+  await Deno.writeTextFile(`${runHome}/${feature}-${result.supported}`, result.text, {
+    mode: 0o644,
+  });
 }
 
 async function withTempDir<T>(

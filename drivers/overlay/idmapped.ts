@@ -63,7 +63,7 @@ export async function idmappedLowersSupported(home: string, runHome: string): Pr
     if (e instanceof ErrPermission || e instanceof Deno.errors.NotFound) return false;
     ok = false;
   }
-  await recordFeature(runHome, IDMAPPED_FEATURE, ok);
+  await recordFeature(runHome, IDMAPPED_FEATURE, { supported: ok, text: "" });
   return ok;
 }
 

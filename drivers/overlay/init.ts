@@ -175,7 +175,7 @@ async function overlaySupport(
   const result = why === undefined
     ? { supported: true, text: "" }
     : { supported: false, text: `kernel does not support overlay fs: ${why}` };
-  await recordFeature(runHome, "overlay", result.supported, result.text);
+  await recordFeature(runHome, "overlay", result);
   return result;
 }
 
@@ -187,7 +187,7 @@ async function cached(
   const hit = await readFeature(runHome, feature);
   if (hit) return hit.supported;
   const r = await probe();
-  await recordFeature(runHome, feature, r.supported, r.text);
+  await recordFeature(runHome, feature, r);
   return r.supported;
 }
 

@@ -12,7 +12,7 @@
  */
 
 import { ErrLayerUnknown } from "../errors.ts";
-import type { Layer } from "../layers/layer.ts";
+import type { CreateLayerOptions, Layer } from "../layers/layer.ts";
 import { layerToJSON } from "../layers/encode.ts";
 import { type Command, type Context, jsonFlag } from "./command.ts";
 import { openInput } from "./files.ts";
@@ -155,35 +155,30 @@ function printNewLayer(ctx: Context, l: Layer): void {
   else ctx.io.out.write(`${l.id}\n${(l.names ?? []).map((n) => `\t${n}\n`).join("")}`);
 }
 
-async function createLayer(ctx: Context): Promise<number> {
+/** The new layer as the create-layer and import-layer flags and argument describe it. */
+async function newLayerOptions(ctx: Context): Promise<CreateLayerOptions> {
   const f = ctx.flags;
-  const opts = await idMappingOptions(f);
-  const l = await ctx.store.createLayer(
-    f.getString("id") || undefined,
-    ctx.args[0] ?? "",
-    f.getList("name"),
-    f.getString("label"),
-    !f.getBool("readonly"),
-    opts,
-  );
+  return {
+    ...await idMappingOptions(f),
+    id: f.getString("id") || undefined,
+    parent: ctx.args[0],
+    names: f.getList("name"),
+    mountLabel: f.getString("label"),
+    writeable: !f.getBool("readonly"),
+  };
+}
+
+async function createLayer(ctx: Context): Promise<number> {
+  const l = await ctx.store.createLayer(await newLayerOptions(ctx));
   printNewLayer(ctx, l);
   return 0;
 }
 
 async function importLayer(ctx: Context): Promise<number> {
-  const f = ctx.flags;
-  const input = await openInput(f.getString("file"));
+  const input = await openInput(ctx.flags.getString("file"));
   try {
-    const opts = await idMappingOptions(f);
-    const { layer: l } = await ctx.store.putLayer(
-      f.getString("id") || undefined,
-      ctx.args[0] ?? "",
-      f.getList("name"),
-      f.getString("label"),
-      !f.getBool("readonly"),
-      opts,
-      input.stream,
-    );
+    const opts = await newLayerOptions(ctx);
+    const { layer: l } = await ctx.store.putLayer({ ...opts, diff: input.stream });
     printNewLayer(ctx, l);
     return 0;
   } finally {

@@ -93,6 +93,26 @@ export interface LayerOptions {
   storageOpt?: Record<string, string>;
 }
 
+/** What `Store.createLayer` takes: where the new layer goes, what it is called, and its LayerOptions. */
+export interface CreateLayerOptions extends LayerOptions {
+  /** ID of the new layer; a random one is generated when absent. */
+  id?: string;
+  /** ID, name or unique ID prefix of the parent layer; absent or "" for a base layer. */
+  parent?: string;
+  /** Names of the new layer, unique among layers (default none). */
+  names?: string[];
+  /** SELinux mount label (default ""). */
+  mountLabel?: string;
+  /** Create a read-write (container) layer instead of a read-only one (default false). */
+  writeable?: boolean;
+}
+
+/** What `Store.putLayer` takes: {@linkcode CreateLayerOptions} and a diff to apply. */
+export interface PutLayerOptions extends CreateLayerOptions {
+  /** A layer tarball (any compression) applied to the new layer; none leaves it empty. */
+  diff?: ReadableStream<Uint8Array>;
+}
+
 /** The flag that marks a layer whose creation or deletion has not finished. */
 export const INCOMPLETE_FLAG = "incomplete";
 

@@ -416,6 +416,11 @@ export class LayerStore {
     return this.mustLookup(idOrName).id;
   }
 
+  /** Copies of the layers whose parent is `id`, in creation order. */
+  children(id: string): Layer[] {
+    return this.list.filter((l) => l.parent === id).map(copyLayer);
+  }
+
   /** The recorded uncompressed size, or -1 when no diff was ever recorded. */
   size(idOrName: string): number {
     const layer = this.mustLookup(idOrName);

@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts ignore
- * const { layer, size } = await put(store, undefined, undefined, ["base"], "", undefined, {}, false, undefined, tarball);
+ * const { layer, size } = await put(layerStore, { names: ["base"], diff: tarball });
  * ```
  * @module
  */
@@ -16,16 +16,10 @@ import type { CreateOpts } from "../../drivers/driver.ts";
 import { inspectLayer } from "../archive/layer_stream.ts";
 import { atomicWriteFile } from "../atomic.ts";
 import { ErrDuplicateID, ErrDuplicateName, ErrLayerUnknown, StorageError } from "../errors.ts";
-import type { IDMappings } from "../idmap.ts";
+import type { IDMap, IDMappings } from "../idmap.ts";
 import { generateID } from "../ids.ts";
 import { dedupeNames, nowRFC3339Nano } from "./encode.ts";
-import {
-  copyLayer,
-  INCOMPLETE_FLAG,
-  type Layer,
-  layerMappings,
-  type LayerOptions,
-} from "./layer.ts";
+import { copyLayer, INCOMPLETE_FLAG, type Layer, layerMappings } from "./layer.ts";
 import { addToDigestMap, type LayerStore, removeFromDigestMap } from "./layer_store.ts";
 import { concatBytes } from "../bytes.ts";
 
@@ -42,30 +36,52 @@ function sameMappings(a: IDMappings, b: IDMappings): boolean {
     JSON.stringify(a.gidMap) === JSON.stringify(b.gidMap);
 }
 
+/** What {@linkcode put} takes; mappings and parent are already resolved by the caller. */
+export interface PutOptions {
+  /** ID of the new layer; a random one is generated when absent. */
+  id?: string;
+  /** The parent layer's record; absent for a base layer. */
+  parent?: Layer;
+  /** Names of the new layer, unique among layers (default none). */
+  names?: string[];
+  /** SELinux mount label (default ""). */
+  mountLabel?: string;
+  /** Per-layer driver options (e.g. size). */
+  storageOpt?: Record<string, string>;
+  /** UID mapping recorded for the layer (empty when the driver shifts at mount time). */
+  uidMap?: IDMap[];
+  /** GID mapping recorded for the layer (empty when the driver shifts at mount time). */
+  gidMap?: IDMap[];
+  /** A layer (child of the same parent) whose contents and digests the new layer copies. */
+  templateLayer?: string;
+  /** Known sha256 digest of the compressed diff, recorded instead of computing it. */
+  originalDigest?: string;
+  /** Known sha256 digest of the uncompressed diff, recorded instead of computing it. */
+  uncompressedDigest?: string;
+  /** Create a read-write (container) layer instead of a read-only one (default false). */
+  writeable?: boolean;
+  /** Flags to set on the new layer. */
+  flags?: Record<string, unknown>;
+  /** A layer tarball (any compression) applied to the new layer; none leaves it empty. */
+  diff?: ReadableStream<Uint8Array>;
+}
+
 /**
- * Creates a layer on `parent` (optionally as a copy of a template layer)
- * and applies `diff` to it when given. The caller holds the write lock.
+ * Creates a layer on `opts.parent` (optionally as a copy of a template
+ * layer) and applies `opts.diff` to it when given. The caller holds the
+ * write lock.
  */
-export async function put(
-  s: LayerStore,
-  id: string | undefined,
-  parent: Layer | undefined,
-  names: string[],
-  mountLabel: string,
-  storageOpt: Record<string, string> | undefined,
-  more: LayerOptions,
-  writeable: boolean,
-  flags: Record<string, unknown> | undefined,
-  diff?: ReadableStream<Uint8Array>,
-): Promise<PutResult> {
+export async function put(s: LayerStore, opts: PutOptions): Promise<PutResult> {
+  const { parent, mountLabel = "", storageOpt, writeable = false, diff } = opts;
   s.checkWritable("create new layers");
   await Deno.mkdir(s.runDir, { recursive: true, mode: 0o700 });
   await Deno.mkdir(s.layerDir, { recursive: true, mode: 0o700 });
+  let id = opts.id;
   if (!id) {
     do id = generateID(); while (s.byID.has(id));
   }
   if (s.byID.has(id)) throw new ErrDuplicateID(id);
-  names = dedupeNames(names);
+  const names = dedupeNames(opts.names ?? []);
   for (const name of names) {
     if (s.byName.has(name)) throw new ErrDuplicateName(name);
   }
@@ -73,9 +89,9 @@ export async function put(
   const parentMappings = layerMappings(parent);
   let template: Layer | undefined;
   let templateTarSplit: Uint8Array | undefined;
-  if (more.templateLayer) {
-    template = s.lookup(more.templateLayer);
-    if (!template) throw new ErrLayerUnknown(more.templateLayer);
+  if (opts.templateLayer) {
+    template = s.lookup(opts.templateLayer);
+    if (!template) throw new ErrLayerUnknown(opts.templateLayer);
     try {
       templateTarSplit = await Deno.readFile(s.tarSplitPath(template.id));
     } catch (e) {
@@ -96,9 +112,9 @@ export async function put(
     compression: template?.compression,
     uidset: template?.uidset ? [...template.uidset] : undefined,
     gidset: template?.gidset ? [...template.gidset] : undefined,
-    flags: { ...flags, [INCOMPLETE_FLAG]: true },
-    uidmap: more.uidMap?.length ? structuredClone(more.uidMap) : undefined,
-    gidmap: more.gidMap?.length ? structuredClone(more.gidMap) : undefined,
+    flags: { ...opts.flags, [INCOMPLETE_FLAG]: true },
+    uidmap: opts.uidMap?.length ? structuredClone(opts.uidMap) : undefined,
+    gidmap: opts.gidMap?.length ? structuredClone(opts.gidMap) : undefined,
     "big-data-names": [],
   };
   s.list.push(layer);
@@ -109,7 +125,7 @@ export async function put(
   try {
     await s.save();
     const idMappings = layerMappings(layer);
-    const opts: CreateOpts = { mountLabel, storageOpt, idMappings };
+    const createOpts: CreateOpts = { mountLabel, storageOpt, idMappings };
     let oldMappings: IDMappings;
     if (template) {
       const templateMappings = layerMappings(template);
@@ -123,7 +139,7 @@ export async function put(
           templateMappings,
           parentID,
           parentMappings,
-          opts,
+          createOpts,
           writeable,
         ),
       );
@@ -132,8 +148,8 @@ export async function put(
       await wrap(
         `creating ${writeable ? "read-write " : ""}layer with ID ${JSON.stringify(id)}`,
         writeable
-          ? s.driver.createReadWrite(id, parentID, opts)
-          : s.driver.create(id, parentID, opts),
+          ? s.driver.createReadWrite(id, parentID, createOpts)
+          : s.driver.create(id, parentID, createOpts),
       );
       oldMappings = parentMappings;
     }
@@ -145,7 +161,7 @@ export async function put(
     }
     let size = -1;
     if (diff) {
-      size = await applyDiff(s, id, diff, more);
+      size = await applyDiff(s, id, diff, opts);
     } else {
       addToDigestMap(s.byCompressed, layer["compressed-diff-digest"], id);
       addToDigestMap(s.byUncompressed, layer["diff-digest"], id);
@@ -180,14 +196,15 @@ async function wrap<T>(what: string, p: Promise<T>): Promise<T> {
 /**
  * Applies a layer tarball (any compression) to an existing layer: the
  * driver gets the decompressed tar while, in the same pass, the digests,
- * sizes, compression, owners and the tar-split are recorded. The caller
+ * sizes, compression, owners and the tar-split are recorded (sha256
+ * digests in `known` are recorded instead of the computed ones). The caller
  * holds the write lock. Returns the size the driver reports.
  */
 export async function applyDiff(
   s: LayerStore,
   to: string,
   diff: ReadableStream<Uint8Array>,
-  more?: LayerOptions,
+  known: Pick<PutOptions, "originalDigest" | "uncompressedDigest"> = {},
 ): Promise<number> {
   s.checkWritable("modify layer contents");
   const layer = s.mustLookup(to);
@@ -219,11 +236,11 @@ export async function applyDiff(
   }
   const info = await done;
   await atomicWriteFile(s.tarSplitPath(layer.id), concatBytes(tarSplit), 0o600);
-  const compressed = more?.originalDigest?.startsWith("sha256:")
-    ? more.originalDigest
+  const compressed = known.originalDigest?.startsWith("sha256:")
+    ? known.originalDigest
     : info.compressedDigest;
-  const uncompressed = more?.uncompressedDigest?.startsWith("sha256:")
-    ? more.uncompressedDigest
+  const uncompressed = known.uncompressedDigest?.startsWith("sha256:")
+    ? known.uncompressedDigest
     : info.uncompressedDigest;
   removeFromDigestMap(s.byCompressed, layer.id);
   removeFromDigestMap(s.byUncompressed, layer.id);

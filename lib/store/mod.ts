@@ -10,7 +10,7 @@
  * import { Store } from "./mod.ts";
  * const store = await Store.open({ graphRoot: "/tmp/g", runRoot: "/tmp/r", graphDriverName: "vfs",
  *   graphDriverOptions: [], uidMap: [], gidMap: [], imageStores: [] });
- * const { layer } = await store.putLayer(undefined, "", ["base"], "", false, undefined, tarball);
+ * const { layer } = await store.putLayer({ names: ["base"], diff: tarball });
  * await store.shutdown(false);
  * ```
  * @module
@@ -33,7 +33,7 @@ import {
 } from "../errors.ts";
 import type { IDMap } from "../idmap.ts";
 import { dedupeNames } from "../layers/encode.ts";
-import type { Layer, LayerOptions } from "../layers/layer.ts";
+import type { CreateLayerOptions, Layer, PutLayerOptions } from "../layers/layer.ts";
 import { LockFile } from "../lockfile.ts";
 import * as diffs from "../layers/diff.ts";
 import * as mounts from "../layers/mounts.ts";
@@ -42,9 +42,22 @@ import { LayerStore } from "../layers/layer_store.ts";
 import { checkStorePermissions } from "./permissions.ts";
 import { readRecords } from "./usage.ts";
 
-export type { Layer, LayerOptions } from "../layers/layer.ts";
+export type { CreateLayerOptions, Layer, LayerOptions, PutLayerOptions } from "../layers/layer.ts";
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+
+/** Everything a Store holds, gathered by {@linkcode Store.open} before the Store exists. */
+interface StoreParts {
+  graphRoot: string;
+  runRoot: string;
+  graphOptions: string[];
+  uidMap: IDMap[];
+  gidMap: IDMap[];
+  driver: Driver;
+  layerStore: LayerStore;
+  roLayerStores: LayerStore[];
+  graphLock: LockFile;
+}
 
 /** A containers/storage store. Open with {@linkcode Store.open}. */
 export class Store {
@@ -59,25 +72,29 @@ export class Store {
   /** Default GID mapping. */
   readonly gidMap: IDMap[];
   /** Name of the driver in use (the picked one when none was configured). */
-  graphDriverName: string;
+  readonly graphDriverName: string;
   /** The driver. */
-  driver!: Driver;
+  readonly driver: Driver;
   /** The store's own (writable) layers. @internal */
-  layerStore!: LayerStore;
+  readonly layerStore: LayerStore;
   /** Layers of additional image stores, read-only. @internal */
-  roLayerStores: LayerStore[] = [];
+  readonly roLayerStores: readonly LayerStore[];
   /** storage.lock. @internal */
-  graphLock!: LockFile;
+  readonly graphLock: LockFile;
   /** Open stores by graph root: lock state is per process, so one object per root. */
   static #open = new Map<string, Store>();
 
-  private constructor(opts: StoreOptions) {
-    this.graphRoot = resolve(opts.graphRoot);
-    this.runRoot = resolve(opts.runRoot);
-    this.graphDriverName = opts.graphDriverName ?? "";
-    this.graphOptions = [...(opts.graphDriverOptions ?? [])];
-    this.uidMap = structuredClone(opts.uidMap ?? []);
-    this.gidMap = structuredClone(opts.gidMap ?? []);
+  private constructor(parts: StoreParts) {
+    this.graphRoot = parts.graphRoot;
+    this.runRoot = parts.runRoot;
+    this.graphOptions = parts.graphOptions;
+    this.uidMap = parts.uidMap;
+    this.gidMap = parts.gidMap;
+    this.driver = parts.driver;
+    this.graphDriverName = parts.driver.name;
+    this.layerStore = parts.layerStore;
+    this.roLayerStores = parts.roLayerStores;
+    this.graphLock = parts.graphLock;
   }
 
   /**
@@ -95,59 +112,75 @@ export class Store {
     if (!opts.runRoot) {
       throw new ErrIncompleteOptions(undefined, { detail: "no storage runroot specified" });
     }
-    const known = Store.#open.get(resolve(opts.graphRoot));
+    const graphRoot = resolve(opts.graphRoot);
+    const runRoot = resolve(opts.runRoot);
+    const known = Store.#open.get(graphRoot);
     if (known && (!opts.graphDriverName || opts.graphDriverName === known.graphDriverName)) {
       return known;
     }
-    const s = new Store(opts);
+    const graphOptions = [...(opts.graphDriverOptions ?? [])];
+    const uidMap = structuredClone(opts.uidMap ?? []);
+    const gidMap = structuredClone(opts.gidMap ?? []);
     const imageStores = (opts.imageStores ?? []).map((p) => resolve(p));
-    checkStorePermissions({ graphRoot: s.graphRoot, runRoot: s.runRoot, imageStores });
-    await Deno.mkdir(s.runRoot, { recursive: true, mode: 0o700 });
-    await Deno.mkdir(s.graphRoot, { recursive: true, mode: 0o700 });
-    for (const sub of ["mounts", "tmp", s.graphDriverName]) {
-      await Deno.mkdir(join(s.graphRoot, sub), { recursive: true, mode: 0o700 });
+    checkStorePermissions({ graphRoot, runRoot, imageStores });
+    await Deno.mkdir(runRoot, { recursive: true, mode: 0o700 });
+    await Deno.mkdir(graphRoot, { recursive: true, mode: 0o700 });
+    for (const sub of ["mounts", "tmp", opts.graphDriverName ?? ""]) {
+      await Deno.mkdir(join(graphRoot, sub), { recursive: true, mode: 0o700 });
     }
-    s.graphLock = await LockFile.get(join(s.graphRoot, "storage.lock"));
-    await LockFile.get(join(s.graphRoot, "userns.lock"));
-    await s.graphLock.lock();
+    const graphLock = await LockFile.get(join(graphRoot, "storage.lock"));
+    await LockFile.get(join(graphRoot, "userns.lock"));
+    await graphLock.lock();
+    let driver: Driver;
     try {
-      s.driver = await pickDriver({
-        graphRoot: s.graphRoot,
-        runRoot: s.runRoot,
-        options: s.graphOptions,
-        idMappings: { uidMap: s.uidMap, gidMap: s.gidMap },
+      driver = await pickDriver({
+        graphRoot,
+        runRoot,
+        options: graphOptions,
+        idMappings: { uidMap, gidMap },
         additionalImageStores: imageStores,
-      }, s.graphDriverName || undefined);
+      }, opts.graphDriverName || undefined);
     } finally {
-      s.graphLock.unlock();
+      graphLock.unlock();
     }
-    s.graphDriverName = s.driver.name;
-    const prefix = `${s.graphDriverName}-`;
-    s.layerStore = await LayerStore.open({
-      layerDir: join(s.graphRoot, `${prefix}layers`),
-      runDir: join(s.runRoot, `${prefix}layers`),
-      driver: s.driver,
-      uidMap: s.uidMap,
-      gidMap: s.gidMap,
+    const prefix = `${driver.name}-`;
+    const layerStore = await LayerStore.open({
+      layerDir: join(graphRoot, `${prefix}layers`),
+      runDir: join(runRoot, `${prefix}layers`),
+      driver,
+      uidMap,
+      gidMap,
     });
-    for (const root of s.driver.additionalImageStores()) {
-      s.roLayerStores.push(
+    const roLayerStores: LayerStore[] = [];
+    for (const root of driver.additionalImageStores()) {
+      roLayerStores.push(
         await LayerStore.open({
           layerDir: join(root, `${prefix}layers`),
-          runDir: join(s.runRoot, `${prefix}layers`),
-          driver: s.driver,
+          runDir: join(runRoot, `${prefix}layers`),
+          driver,
           readOnly: true,
         }),
       );
     }
     for (const kind of ["images", "containers"]) {
-      const dir = join(s.graphRoot, `${prefix}${kind}`);
+      const dir = join(graphRoot, `${prefix}${kind}`);
       await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
       await LockFile.get(join(dir, `${kind}.lock`));
     }
-    await Deno.mkdir(join(s.runRoot, `${prefix}containers`), { recursive: true, mode: 0o700 });
-    await Deno.mkdir(join(s.runRoot, `${prefix}locks`), { recursive: true, mode: 0o700 });
-    Store.#open.set(s.graphRoot, s);
+    await Deno.mkdir(join(runRoot, `${prefix}containers`), { recursive: true, mode: 0o700 });
+    await Deno.mkdir(join(runRoot, `${prefix}locks`), { recursive: true, mode: 0o700 });
+    const s = new Store({
+      graphRoot,
+      runRoot,
+      graphOptions,
+      uidMap,
+      gidMap,
+      driver,
+      layerStore,
+      roLayerStores,
+      graphLock,
+    });
+    Store.#open.set(graphRoot, s);
     return s;
   }
 
@@ -221,75 +254,49 @@ export class Store {
 
   // ---- creation ----------------------------------------------------------
 
-  /** Creates an empty layer on `parent` ("" for none). */
-  async createLayer(
-    id: string | undefined,
-    parent: string,
-    names: string[],
-    mountLabel: string,
-    writeable: boolean,
-    opts?: LayerOptions,
-  ): Promise<Layer> {
-    return (await this.putLayer(id, parent, names, mountLabel, writeable, opts)).layer;
+  /** Creates an empty layer; see {@linkcode putLayer} for the defaults. */
+  async createLayer(opts: CreateLayerOptions = {}): Promise<Layer> {
+    return (await this.putLayer(opts)).layer;
   }
 
   /**
-   * Creates a layer on `parent` ("" for none) and applies `diff` to it when
-   * given. Unless the options say otherwise the layer inherits the ID
-   * mappings of its parent, or the store's for a base layer.
+   * Creates a layer on `opts.parent` (none by default) and applies
+   * `opts.diff` to it when given. Without an `id` one is generated; the
+   * layer is read-only unless `writeable`. Unless the options say otherwise
+   * the layer inherits the ID mappings of its parent, or the store's for a
+   * base layer.
    */
-  async putLayer(
-    id: string | undefined,
-    parent: string,
-    names: string[],
-    mountLabel: string,
-    writeable: boolean,
-    opts: LayerOptions | undefined,
-    diff?: ReadableStream<Uint8Array>,
-  ): Promise<{ layer: Layer; size: number }> {
-    const o: LayerOptions = { ...opts };
-    if (o.hostUIDMapping) o.uidMap = undefined;
-    if (o.hostGIDMapping) o.gidMap = undefined;
-    let uidMap = o.uidMap ?? [];
-    let gidMap = o.gidMap ?? [];
+  async putLayer(opts: PutLayerOptions): Promise<{ layer: Layer; size: number }> {
+    const { parent, hostUIDMapping, hostGIDMapping } = opts;
+    let uidMap = (hostUIDMapping ? undefined : opts.uidMap) ?? [];
+    let gidMap = (hostGIDMapping ? undefined : opts.gidMap) ?? [];
     const ls = this.layerStore;
     return await ls.writing(async () => {
       let parentLayer: Layer | undefined;
       if (parent) {
-        parentLayer = ls.lookup(parent);
+        parentLayer = ls.exists(parent) ? ls.get(parent) : undefined;
         for (const ro of this.roLayerStores) {
           if (parentLayer) break;
-          parentLayer = await ro.reading(() => ro.lookup(parent));
+          parentLayer = await ro.reading(() => ro.exists(parent) ? ro.get(parent) : undefined);
         }
         if (!parentLayer) throw new ErrLayerUnknown(parent);
         const containers = await readRecords(this.#dir("containers"), "containers");
         if (containers.some((c) => c.layer === parentLayer!.id)) {
           throw new ErrParentIsContainer(parentLayer.id);
         }
-        if (!o.hostUIDMapping && uidMap.length === 0) uidMap = parentLayer.uidmap ?? [];
-        if (!o.hostGIDMapping && gidMap.length === 0) gidMap = parentLayer.gidmap ?? [];
+        if (!hostUIDMapping && uidMap.length === 0) uidMap = parentLayer.uidmap ?? [];
+        if (!hostGIDMapping && gidMap.length === 0) gidMap = parentLayer.gidmap ?? [];
       } else {
-        if (!o.hostUIDMapping && uidMap.length === 0) uidMap = this.uidMap;
-        if (!o.hostGIDMapping && gidMap.length === 0) gidMap = this.gidMap;
+        if (!hostUIDMapping && uidMap.length === 0) uidMap = this.uidMap;
+        if (!hostGIDMapping && gidMap.length === 0) gidMap = this.gidMap;
       }
       const shifting = this.driver.supportsShifting();
-      const more: LayerOptions = {
-        ...o,
+      return await put(ls, {
+        ...opts,
+        parent: parentLayer,
         uidMap: shifting ? [] : structuredClone(uidMap),
         gidMap: shifting ? [] : structuredClone(gidMap),
-      };
-      return await put(
-        ls,
-        id,
-        parentLayer,
-        names,
-        mountLabel,
-        o.storageOpt,
-        more,
-        writeable,
-        o.flags,
-        diff,
-      );
+      });
     });
   }
 
@@ -451,9 +458,9 @@ export class Store {
   async deleteLayer(id: string): Promise<void> {
     const ls = this.layerStore;
     await ls.writing(async () => {
-      const layer = ls.lookup(id);
-      if (!layer) throw new ErrNotALayer(id);
-      const child = ls.list.find((l) => l.parent === layer.id);
+      if (!ls.exists(id)) throw new ErrNotALayer(id);
+      const layer = ls.get(id);
+      const [child] = ls.children(layer.id);
       if (child) throw new ErrLayerHasChildren(layer.id, { detail: `used by layer ${child.id}` });
       for (const img of await readRecords(this.#dir("images"), "images")) {
         if (img.layer === layer.id || (img["mapped-layers"] ?? []).includes(layer.id)) {
