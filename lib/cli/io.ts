@@ -13,6 +13,8 @@
  * @module
  */
 
+import { goStringify } from "../go_json.ts";
+
 /** A synchronous sink for text or bytes. */
 export interface Sink {
   /** Writes all of `data`. */
@@ -66,9 +68,7 @@ export function goList(items: readonly (string | number)[]): string {
  * characters escaped, U+2028/U+2029 escaped, with a trailing newline.
  */
 export function goJSON(value: unknown): string {
-  return JSON.stringify(value)
-    .replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) +
-    "\n";
+  return goStringify(value) + "\n";
 }
 
 /** Go's `strconv.Quote` (what `%q` prints for a string). */

@@ -12,68 +12,33 @@
  * @module
  */
 
+import { type FieldRule, goStringify, goStruct } from "../go_json.ts";
 import type { Layer, LayerMountPoint } from "./layer.ts";
 
-/** Key order of Go's Layer struct; run-time fields are absent on purpose. */
-const LAYER_KEYS = [
-  "id",
-  "names",
-  "parent",
-  "metadata",
-  "mountlabel",
-  "created",
-  "compressed-diff-digest",
-  "compressed-size",
-  "diff-digest",
-  "diff-size",
-  "compression",
-  "uidset",
-  "gidset",
-  "flags",
-  "uidmap",
-  "gidmap",
-  "big-data-names",
-] as const;
-
-/** Go's `omitempty`: empty strings, zeros, false, nil and empty slices/maps are left out. */
-function isEmpty(v: unknown): boolean {
-  if (v === undefined || v === null || v === "" || v === 0 || v === false) return true;
-  if (Array.isArray(v)) return v.length === 0;
-  if (typeof v === "object") return Object.keys(v as object).length === 0;
-  return false;
-}
-
-/** Go's encoding/json sorts map keys; interface{} values decoded from JSON are maps too. */
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v !== null && typeof v === "object") {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(v as object).sort()) out[k] = sortKeys((v as any)[k]);
-    return out;
-  }
-  return v;
-}
-
-/** JSON.stringify plus Go's escaping of <, >, & and the JS line separators. */
-export function goStringify(value: unknown): string {
-  return JSON.stringify(value).replace(
-    /[<>&\u2028\u2029]/g,
-    (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"),
-  );
-}
+/** Key order and omission rules of Go's Layer struct; run-time fields are absent on purpose. */
+const LAYER_FIELDS: readonly (readonly [string, FieldRule])[] = [
+  ["id", "always"],
+  ["names", "omitempty"],
+  ["parent", "omitempty"],
+  ["metadata", "omitempty"],
+  ["mountlabel", "omitempty"],
+  ["created", "time"],
+  ["compressed-diff-digest", "omitempty"],
+  ["compressed-size", "omitempty"],
+  ["diff-digest", "omitempty"],
+  ["diff-size", "omitempty"],
+  ["compression", "omitempty"],
+  ["uidset", "omitempty"],
+  ["gidset", "omitempty"],
+  ["flags", "omitempty"],
+  ["uidmap", "omitempty"],
+  ["gidmap", "omitempty"],
+  ["big-data-names", "omitempty"],
+];
 
 /** The object Go would marshal for one layer. */
 export function layerToJSON(layer: Layer): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of LAYER_KEYS) {
-    const v = layer[key];
-    if (key === "id") out.id = v ?? "";
-    else if (key === "created") {
-      // time.Time is a struct to encoding/json: omitempty never drops it.
-      out.created = v ?? "0001-01-01T00:00:00Z";
-    } else if (!isEmpty(v)) out[key] = key === "flags" ? sortKeys(v) : v;
-  }
-  return out;
+  return goStruct(layer, LAYER_FIELDS);
 }
 
 /** layers.json content for a list of layers. */

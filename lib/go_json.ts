@@ -1,0 +1,67 @@
+/**
+ * JSON the way Go's encoding/json writes the store's files: struct fields
+ * in declaration order, `omitempty` rules, sorted map keys and HTML
+ * escaping, so that a file we write is byte for byte what
+ * containers/storage would write for the same records.
+ *
+ * @example
+ * ```ts
+ * import { goStringify, goStruct } from "./go_json.ts";
+ * const fields = [["id", "always"], ["names", "omitempty"], ["created", "time"]] as const;
+ * console.log(goStringify(goStruct({ id: "a", names: [] }, fields)));
+ * // {"id":"a","created":"0001-01-01T00:00:00Z"}
+ * ```
+ * @module
+ */
+
+/** JSON.stringify plus Go's escaping of <, >, & and the JS line separators. */
+export function goStringify(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"),
+  );
+}
+
+/** Go's `omitempty`: empty strings, zeros, false, nil and empty slices/maps are left out. */
+export function isEmpty(v: unknown): boolean {
+  if (v === undefined || v === null || v === "" || v === 0 || v === false) return true;
+  if (Array.isArray(v)) return v.length === 0;
+  if (typeof v === "object") return Object.keys(v as object).length === 0;
+  return false;
+}
+
+/** Go's encoding/json sorts map keys, also in maps nested in interface{} values. */
+export function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v !== null && typeof v === "object") {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v as object).sort()) {
+      out[k] = sortKeys((v as Record<string, unknown>)[k]);
+    }
+    return out;
+  }
+  return v;
+}
+
+/** How one field of a Go struct is marshalled. */
+export type FieldRule = "omitempty" | "always" | "time";
+
+/**
+ * The object Go would marshal for a record: fields in struct order, empty
+ * ones dropped where the struct says `omitempty`, maps with sorted keys.
+ * A `time` field is never dropped (time.Time is a struct to encoding/json).
+ */
+export function goStruct(
+  record: object,
+  fields: readonly (readonly [string, FieldRule])[],
+): Record<string, unknown> {
+  const r = record as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [key, rule] of fields) {
+    const v = r[key];
+    if (rule === "time") out[key] = v ?? "0001-01-01T00:00:00Z";
+    else if (rule === "always") out[key] = v ?? "";
+    else if (!isEmpty(v)) out[key] = sortKeys(v);
+  }
+  return out;
+}
