@@ -182,15 +182,37 @@ Deno.test({ name: "apply: noLchown keeps the caller's ownership", ignore: !isRoo
   }
 });
 
+/**
+ * Copies the local modules `entry` imports (per `deno info`) into `dest`,
+ * keeping their paths relative to the checkout, so that a process that
+ * cannot read the checkout (a clone under a 0700 directory) can import them.
+ * @returns the path of the copied entry module
+ */
+async function copyModuleGraph(entry: string, dest: string): Promise<string> {
+  const repo = new URL("..", import.meta.url).pathname;
+  const info = await run(Deno.execPath(), ["info", "--json", `${repo}${entry}`]);
+  assert.equal(info.code, 0, info.stderr);
+  for (const { specifier, local } of JSON.parse(info.stdout).modules) {
+    assert.ok(local?.startsWith(repo), `${specifier} is not a module of the checkout`);
+    const to = `${dest}/${local.slice(repo.length)}`;
+    await Deno.mkdir(to.slice(0, to.lastIndexOf("/")), { recursive: true });
+    await Deno.copyFile(local, to);
+  }
+  return `${dest}/${entry}`;
+}
+
 Deno.test({
   name: "apply: ignoreChownErrors when lchown is refused (unprivileged)",
   ignore: !isRoot,
 }, async () => {
-  // Run the apply as nobody: lchown to uid 0 fails with EPERM there.
-  const dir = await tempDir("apply-nobody-");
-  const denoDir = await tempDir("apply-denodir-");
+  // Run the apply as nobody: lchown to uid 0 fails with EPERM there. Everything
+  // nobody reads is put under /tmp (TMPDIR may be private, as pam_tmpdir makes it):
+  // the modules, the tar, DENO_DIR, and the deno binary when nobody cannot run ours.
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "apply-nobody-" });
   try {
     await Deno.chmod(dir, 0o777);
+    const denoDir = `${dir}/denodir`;
+    await Deno.mkdir(denoDir);
     await Deno.chmod(denoDir, 0o777);
     const tarPath = `${dir}/in.tar`;
     await Deno.writeFile(
@@ -198,23 +220,25 @@ Deno.test({
       buildTar([{ name: "out/f", data: "hello", uid: 0, gid: 0, mode: 0o640 }]),
     );
     await Deno.chmod(tarPath, 0o644);
-    const applyUrl = new URL("../lib/archive/apply.ts", import.meta.url).href;
+    const applyPath = await copyModuleGraph("lib/archive/apply.ts", `${dir}/src`);
+    const asNobody = (args: string[]) =>
+      run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", ...args], {
+        env: { DENO_DIR: denoDir, HOME: denoDir },
+      });
+    let deno = Deno.execPath();
+    if ((await asNobody([deno, "--version"])).code !== 0) {
+      deno = `${dir}/deno`;
+      await Deno.copyFile(Deno.execPath(), deno);
+      await Deno.chmod(deno, 0o755);
+    }
     const script = (ignore: boolean) =>
-      `import { applyTar } from "${applyUrl}";
+      `import { applyTar } from "${applyPath}";
        const f = await Deno.open("${tarPath}");
        await Deno.mkdir("${dir}/t${ignore}");
        try { await applyTar(f.readable, "${dir}/t${ignore}", { whiteoutFormat: "aufs", ignoreChownErrors: ${ignore} }); console.log("ok"); }
        catch (e) { console.log("fail", e.code ?? e.name); }`;
     const runAsNobody = (ignore: boolean) =>
-      run("setpriv", [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        Deno.execPath(),
-        "eval",
-        "--no-config",
-        script(ignore),
-      ], { env: { DENO_DIR: denoDir, HOME: denoDir } });
+      asNobody([deno, "eval", "--no-config", script(ignore)]);
     const ok = await runAsNobody(true);
     assert.equal(ok.stdout.trim(), "ok", ok.stderr);
     assert.equal(await Deno.readTextFile(`${dir}/ttrue/out/f`), "hello");
@@ -223,7 +247,6 @@ Deno.test({
     assert.equal(bad.stdout.trim(), "fail EPERM", bad.stderr);
   } finally {
     await removeTree(dir);
-    await removeTree(denoDir);
   }
 });
 
