@@ -3,7 +3,8 @@
  * the types of a directory, file, symlink, FIFO, device and socket, more
  * entries than one getdents64 call returns, and an ext4 formatted without
  * the filetype feature (every entry DT_UNKNOWN), where the overlay driver
- * must refuse to start exactly as the reference does.
+ * must refuse to start exactly as the reference does, or mount with
+ * fuse-overlayfs as the reference does when it is installed.
  * @module
  */
 
@@ -23,8 +24,23 @@ import {
 import { SyscallError } from "../ffi/errors.ts";
 import { makedev, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from "../ffi/fs.ts";
 import { ErrDriverNotSupported } from "../lib/errors.ts";
-import { isRoot, notRootReason, referenceCli, removeTree, run, tempDir } from "./helpers.ts";
-import { assertEquals, assertRejects, assertTrue as assert } from "./overlay_helpers.ts";
+import {
+  isRoot,
+  notRootReason,
+  reference,
+  referenceCli,
+  removeTree,
+  run,
+  tempDir,
+} from "./helpers.ts";
+import {
+  assertEquals,
+  assertRejects,
+  assertTrue as assert,
+  fuseOverlayfs,
+  mountedAt,
+  withoutOnPath,
+} from "./overlay_helpers.ts";
 import { type LoopFsSpec, loopFsUnavailable, withLoopFs } from "./loopfs.ts";
 
 const noFileType: LoopFsSpec = { mkfs: ["mkfs.ext4", "-q", "-F", "-O", "^filetype"], sizeMiB: 32 };
@@ -129,40 +145,78 @@ Deno.test({
     }),
 });
 
+const dTypeRefusal =
+  "kernel does not support overlay fs: overlay: the backing extfs filesystem is formatted " +
+  "without d_type support, which leads to incorrect behavior. Running without d_type is " +
+  "not supported.: driver not supported";
+
 Deno.test({
   name: "dirent: overlay refuses a home without d_type, caching the reference's words",
   ignore: noDTypeReason !== undefined,
   fn: () =>
+    withLoopFs(noFileType, (mnt) =>
+      withoutOnPath("fuse-overlayfs", async () => {
+        const ours = { home: `${mnt}/ours/g/overlay`, runHome: `${mnt}/ours/r/overlay` };
+        const e = await assertRejects(
+          () => overlay.init({ ...ours, options: [] }),
+          ErrDriverNotSupported,
+          "the backing extfs filesystem is formatted without d_type support",
+        );
+        const text = Deno.readTextFileSync(`${ours.runHome}/overlay-false`);
+        assertEquals(text, dTypeRefusal);
+        assert(e.message.endsWith(text), e.message);
+        // the cached answer is used on the next start
+        await assertRejects(() => overlay.init({ ...ours, options: [] }), ErrDriverNotSupported);
+        if (!referenceCli) return;
+        const r = await run(referenceCli, [
+          "-g",
+          `${mnt}/ref/g`,
+          "-R",
+          `${mnt}/ref/r`,
+          "-s",
+          "overlay",
+          "status",
+        ]);
+        assert(r.code !== 0, "the reference refuses too");
+        assertEquals(Deno.readTextFileSync(`${mnt}/ref/r/overlay/overlay-false`), text);
+        // the reference prints "[Ee]rror initializing: …" on stdout
+        assert(r.stdout.trim().endsWith(`rror initializing: ${text}`), r.stdout);
+      })),
+});
+
+Deno.test({
+  name:
+    "dirent: on a home without d_type, overlay mounts with fuse-overlayfs as the reference does",
+  ignore: noDTypeReason !== undefined || !fuseOverlayfs,
+  fn: () =>
     withLoopFs(noFileType, async (mnt) => {
       const ours = { home: `${mnt}/ours/g/overlay`, runHome: `${mnt}/ours/r/overlay` };
-      const e = await assertRejects(
-        () => overlay.init({ ...ours, options: [] }),
-        ErrDriverNotSupported,
-        "the backing extfs filesystem is formatted without d_type support",
-      );
-      const text = Deno.readTextFileSync(`${ours.runHome}/overlay-false`);
-      assertEquals(
-        text,
-        "kernel does not support overlay fs: overlay: the backing extfs filesystem is formatted " +
-          "without d_type support, which leads to incorrect behavior. Running without d_type is " +
-          "not supported.: driver not supported",
-      );
-      assert(e.message.endsWith(text), e.message);
-      // the cached answer is used on the next start
-      await assertRejects(() => overlay.init({ ...ours, options: [] }), ErrDriverNotSupported);
-      if (!referenceCli) return;
-      const r = await run(referenceCli, [
-        "-g",
-        `${mnt}/ref/g`,
-        "-R",
-        `${mnt}/ref/r`,
-        "-s",
-        "overlay",
-        "status",
-      ]);
-      assert(r.code !== 0, "the reference refuses too");
-      assertEquals(Deno.readTextFileSync(`${mnt}/ref/r/overlay/overlay-false`), text);
-      // the reference prints "[Ee]rror initializing: …" on stdout
-      assert(r.stdout.trim().endsWith(`rror initializing: ${text}`), r.stdout);
+      const driver = await overlay.init({ ...ours, options: [] });
+      try {
+        assertEquals(Deno.readTextFileSync(`${ours.runHome}/overlay-false`), dTypeRefusal);
+        assertEquals(Deno.readTextFileSync(`${ours.home}/.has-mount-program`), "true");
+        const id = "1".repeat(64);
+        await driver.create(id, "");
+        const m = await driver.get(id);
+        Deno.writeTextFileSync(`${m}/f`, "through fuse");
+        assertEquals(mountedAt(m).map((i) => i.fstype), ["fuse.fuse-overlayfs"]);
+        await driver.put(id);
+        assertEquals(Deno.readTextFileSync(`${ours.home}/${id}/diff/f`), "through fuse");
+        if (!referenceCli) return;
+        const ref = { graph: `${mnt}/ref/g`, run: `${mnt}/ref/r`, driver: "overlay" };
+        const r = await reference(ref, ["status"]);
+        const out = r.stdout + r.stderr; // the reference prints status on stderr
+        for (const [k, v] of await driver.status()) {
+          assert(out.includes(`${k}: ${v}\n`), `${k}: ${v} not in ${out}`);
+        }
+        assertEquals(Deno.readTextFileSync(`${mnt}/ref/r/overlay/overlay-false`), dTypeRefusal);
+        assertEquals(Deno.readTextFileSync(`${mnt}/ref/g/overlay/.has-mount-program`), "true");
+        const layer = (await reference(ref, ["create-layer"])).stdout.trim();
+        const refMount = (await reference(ref, ["mount", layer])).stdout.trim();
+        assertEquals(mountedAt(refMount).map((i) => i.fstype), ["fuse.fuse-overlayfs"]);
+        await reference(ref, ["unmount", layer]);
+      } finally {
+        await driver.cleanup();
+      }
     }),
 });

@@ -10,19 +10,28 @@ export const isRoot: boolean = Deno.uid() === 0;
 /** Reason printed by privileged tests that skip. */
 export const notRootReason = "skipped: needs root (mount/mknod/chown)";
 
-/** Path of the reference `containers-storage` CLI, or undefined if not installed. */
-export const referenceCli: string | undefined = (() => {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
+/**
+ * The first executable `cmd` in `dirs` (by default PATH's), as Go's
+ * exec.LookPath finds it, or undefined.
+ */
+export function lookPath(
+  cmd: string,
+  dirs: string[] = (Deno.env.get("PATH") ?? "/usr/bin").split(":"),
+): string | undefined {
+  for (const dir of dirs) {
+    if (dir === "") continue;
     try {
-      const p = `${dir}/containers-storage`;
-      Deno.statSync(p);
-      return p;
+      const st = Deno.statSync(`${dir}/${cmd}`);
+      if (st.isFile && (st.mode! & 0o111) !== 0) return `${dir}/${cmd}`;
     } catch {
       // not in this directory
     }
   }
   return undefined;
-})();
+}
+
+/** Path of the reference `containers-storage` CLI, or undefined if not installed. */
+export const referenceCli: string | undefined = lookPath("containers-storage");
 
 /** Creates a temporary directory; the caller removes it with {@linkcode removeTree}. */
 export async function tempDir(prefix = "cstest-"): Promise<string> {

@@ -1,12 +1,52 @@
 /**
  * Helpers shared by the overlay driver tests: mountinfo lookups, a
- * comparable description of a directory tree, and assertion shorthands
- * over node:assert.
+ * comparable description of a directory tree, a PATH without
+ * fuse-overlayfs, and assertion shorthands over node:assert.
  * @module
  */
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { lookPath, removeTree, tempDir } from "./helpers.ts";
+
+/**
+ * fuse-overlayfs as found on PATH, or undefined. When the kernel's overlay
+ * cannot be used here, the driver (ours and the reference) mounts with it.
+ */
+export const fuseOverlayfs: string | undefined = lookPath("fuse-overlayfs");
+
+/**
+ * Runs `fn` with PATH naming one directory that links every executable of
+ * the current PATH except `tool`, so the driver, and the reference CLI the
+ * test runs meanwhile, behave as on a machine where `tool` is not installed.
+ */
+export async function withoutOnPath<T>(tool: string, fn: () => Promise<T>): Promise<T> {
+  const saved = Deno.env.get("PATH");
+  const bin = await tempDir("cstest-path-");
+  try {
+    const linked = new Set([tool]); // the first directory that has a program wins, as in a lookup
+    for (const dir of (saved ?? "").split(":")) {
+      if (dir === "") continue;
+      let names: string[];
+      try {
+        names = [...Deno.readDirSync(dir)].map((e) => e.name);
+      } catch {
+        continue; // a PATH entry that does not exist
+      }
+      for (const name of names) {
+        if (linked.has(name) || lookPath(name, [dir]) === undefined) continue;
+        linked.add(name);
+        Deno.symlinkSync(`${dir}/${name}`, `${bin}/${name}`);
+      }
+    }
+    Deno.env.set("PATH", bin);
+    return await fn();
+  } finally {
+    if (saved === undefined) Deno.env.delete("PATH");
+    else Deno.env.set("PATH", saved);
+    await removeTree(bin);
+  }
+}
 
 /** One /proc/self/mountinfo entry, reduced to what the tests look at. */
 export interface MountInfo {

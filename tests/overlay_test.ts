@@ -10,16 +10,26 @@ import overlay from "../drivers/overlay/mod.ts";
 import type { Driver } from "../drivers/driver.ts";
 import { ChangeKind } from "../drivers/driver.ts";
 import { ErrConfig, ErrDriverNotSupported } from "../lib/errors.ts";
-import { lgetxattr, lstatNs } from "../ffi/fs.ts";
-import { isRoot, notRootReason, reference, referenceCli, removeTree, tempDir } from "./helpers.ts";
+import { lgetxattr, lsetxattr, lstatNs } from "../ffi/fs.ts";
+import {
+  isRoot,
+  notRootReason,
+  reference,
+  referenceCli,
+  removeTree,
+  run,
+  tempDir,
+} from "./helpers.ts";
 import { buildTar, type FixtureEntry, streamOf } from "./tar_fixtures.ts";
 import {
   assertEquals,
   assertMatch,
   assertRejects,
   assertTrue as assert,
+  fuseOverlayfs,
   mountedAt,
   treeOf,
+  withoutOnPath,
 } from "./overlay_helpers.ts";
 
 const ignore = !isRoot;
@@ -85,19 +95,115 @@ Deno.test({
         ["Native Overlay Diff", "true"],
         ["Using metacopy", "false"],
       ]);
-      // a cached negative result is honoured with its recorded reason
+      // a cached negative result is honoured with its recorded reason (the fallback to
+      // fuse-overlayfs, when it is installed, is tested below)
       await driver.cleanup();
       Deno.removeSync(`${runHome}/overlay-true`);
       Deno.writeTextFileSync(
         `${runHome}/overlay-false`,
         "kernel does not support overlay fs: test",
       );
-      await assertRejects(
-        () => overlay.init({ home, runHome, options: [] }),
-        ErrDriverNotSupported,
-        "kernel does not support overlay fs: test",
-      );
+      await withoutOnPath("fuse-overlayfs", () =>
+        assertRejects(
+          () => overlay.init({ home, runHome, options: [] }),
+          ErrDriverNotSupported,
+          "kernel does not support overlay fs: test",
+        ));
     }),
+});
+
+Deno.test({
+  name:
+    "overlay: where the kernel's overlay is refused, fuse-overlayfs mounts, also after a reboot, as in the reference",
+  ignore: ignore || !referenceCli || !fuseOverlayfs,
+  fn: async () => {
+    const root = await tempDir("cstest-overlay-");
+    const ours = { home: `${root}/ours/g/overlay`, runHome: `${root}/ours/r/overlay`, options: [] };
+    const ref = { graph: `${root}/ref/g`, run: `${root}/ref/r`, driver: "overlay" };
+    const refHome = `${ref.graph}/overlay`;
+    const fuseType = "fuse.fuse-overlayfs";
+    try {
+      await (await overlay.init(ours)).cleanup();
+      await reference(ref, ["status"]);
+      for (const runHome of [ours.runHome, `${ref.run}/overlay`]) {
+        Deno.removeSync(`${runHome}/overlay-true`);
+        Deno.writeTextFileSync(`${runHome}/overlay-false`, "kernel does not support overlay fs: x");
+      }
+      for (const [n, when] of [[1, "after the refusal"], [2, "after a reboot"]] as const) {
+        if (n === 2) {
+          // a reboot empties the run roots; the homes remember the mount program
+          await Deno.remove(`${root}/ours/r`, { recursive: true });
+          await Deno.remove(ref.run, { recursive: true });
+        }
+        const driver = await overlay.init(ours);
+        try {
+          await reference(ref, ["status"]);
+          for (const home of [ours.home, refHome]) {
+            assertEquals(Deno.readTextFileSync(`${home}/.has-mount-program`), "true", when);
+          }
+          if (n === 2) {
+            const names = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+            assertEquals(names(ours.runHome), [], "the kernel is not probed again");
+            assertEquals(names(`${ref.run}/overlay`), []);
+          }
+          await driver.create(id(n), "");
+          const m = await driver.get(id(n));
+          assertEquals(mountedAt(m).map((i) => i.fstype), [fuseType], when);
+          await driver.put(id(n));
+          assertEquals(mountedAt(m), [], when);
+        } finally {
+          await driver.cleanup();
+        }
+        const layer = (await reference(ref, ["create-layer"])).stdout.trim();
+        const m = (await reference(ref, ["mount", layer])).stdout.trim();
+        assertEquals(mountedAt(m).map((i) => i.fstype), [fuseType], when);
+        await reference(ref, ["unmount", layer]);
+      }
+    } finally {
+      await removeTree(root);
+    }
+  },
+});
+
+Deno.test({
+  name: "overlay: a home holding a mount program's whiteouts or xattrs is recorded as needing one",
+  ignore: ignore || !referenceCli,
+  fn: async () => {
+    const root = await tempDir("cstest-overlay-");
+    try {
+      const traces: Record<string, (layer: string) => void> = {
+        none: () => {},
+        whiteout: (layer) => Deno.writeTextFileSync(`${layer}/diff/.wh.gone`, ""),
+        xattr: (layer) =>
+          lsetxattr(`${layer}/diff`, "user.fuseoverlayfs.x", new TextEncoder().encode("1")),
+      };
+      for (const [what, leave] of Object.entries(traces)) {
+        for (const who of ["ours", "ref"]) {
+          const layer = `${root}/${what}-${who}/g/overlay/${id(1)}`;
+          Deno.mkdirSync(`${layer}/diff`, { recursive: true });
+          leave(layer);
+        }
+        const d = await overlay.init({
+          home: `${root}/${what}-ours/g/overlay`,
+          runHome: `${root}/${what}-ours/r/overlay`,
+          options: [],
+        });
+        await d.cleanup();
+        const ref = {
+          graph: `${root}/${what}-ref/g`,
+          run: `${root}/${what}-ref/r`,
+          driver: "overlay",
+        };
+        await reference(ref, ["status"]);
+        const flag = (who: string) =>
+          Deno.readTextFileSync(`${root}/${what}-${who}/g/overlay/.has-mount-program`);
+        assertEquals(flag("ours"), String(what !== "none"), what);
+        assertEquals(flag("ours"), flag("ref"), what);
+      }
+    } finally {
+      await removeTree(root);
+    }
+  },
 });
 
 Deno.test({
@@ -547,16 +653,49 @@ Deno.test({
         0,
         `lowerdir=${root}/l,upperdir=${root}/u,workdir=${root}/w`,
       );
-      await assertRejects(
-        () =>
-          overlay.init({ home: `${root}/m/g/overlay`, runHome: `${root}/r/overlay`, options: [] }),
-        ErrDriverNotSupported,
-        "'overlay' is not supported over overlayfs, a mount_program is required",
-      );
-      assertMatch(
-        Deno.readTextFileSync(`${root}/r/overlay/overlay-false`),
-        /^kernel does not support overlay fs: /,
-      );
+      const refusal = "'overlay' is not supported over overlayfs, a mount_program is required";
+      const whiteoutRefused =
+        /^kernel does not support overlay fs: unable to create kernel-style whiteout: /;
+      await withoutOnPath("fuse-overlayfs", async () => {
+        await assertRejects(
+          () =>
+            overlay.init({
+              home: `${root}/m/g/overlay`,
+              runHome: `${root}/r/overlay`,
+              options: [],
+            }),
+          ErrDriverNotSupported,
+          refusal,
+        );
+        assertMatch(Deno.readTextFileSync(`${root}/r/overlay/overlay-false`), whiteoutRefused);
+        if (!referenceCli) return;
+        const r = await run(referenceCli, [
+          "-g",
+          `${root}/m/ref`,
+          "-R",
+          `${root}/ref-r`,
+          "-s",
+          "overlay",
+          "status",
+        ]);
+        assert(r.code !== 0 && r.stdout.includes(`error initializing: ${refusal}`), r.stdout);
+        assertMatch(Deno.readTextFileSync(`${root}/ref-r/overlay/overlay-false`), whiteoutRefused);
+      });
+      if (!fuseOverlayfs) return;
+      // with fuse-overlayfs installed, both mount with it instead
+      const driver = await overlay.init({
+        home: `${root}/m/g2/overlay`,
+        runHome: `${root}/r2/overlay`,
+        options: [],
+      });
+      await driver.cleanup();
+      assertEquals(Deno.readTextFileSync(`${root}/m/g2/overlay/.has-mount-program`), "true");
+      assertEquals((await driver.status())[0], ["Backing Filesystem", "overlayfs"]);
+      if (!referenceCli) return;
+      await reference({ graph: `${root}/m/ref2`, run: `${root}/ref-r2`, driver: "overlay" }, [
+        "status",
+      ]);
+      assertEquals(Deno.readTextFileSync(`${root}/m/ref2/overlay/.has-mount-program`), "true");
     } finally {
       await removeTree(root);
     }

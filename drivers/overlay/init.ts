@@ -1,9 +1,10 @@
 /**
  * Setting up the overlay driver on a host: parsing its options, creating
  * the driver home (`l/` inside it) and run home, probing what the kernel
- * and the backing filesystem support (cached in the run home), recording
- * whether a mount program is in use (`.has-mount-program`, read by the
- * reference), and making the home a private mount.
+ * and the backing filesystem support (cached in the run home), choosing
+ * between the kernel's overlay and fuse-overlayfs (remembered in the home's
+ * `.has-mount-program`, which we and the reference read), and making the
+ * home a private mount.
  *
  * @example
  * ```ts ignore
@@ -15,7 +16,9 @@
 
 import type { DriverConfig } from "../driver.ts";
 import { ErrConfig, ErrDriverNotSupported } from "../../lib/errors.ts";
-import { statfs } from "../../ffi/fs.ts";
+import { llistxattr, statfs } from "../../ffi/fs.ts";
+import { SyscallError } from "../../ffi/errors.ts";
+import { WHITEOUT_PREFIX } from "../../lib/archive/whiteout.ts";
 import { type OverlayOptions, parseOverlayOptions } from "./options.ts";
 import {
   backingFsName,
@@ -82,18 +85,10 @@ export async function setUpHost(
   await Deno.mkdir(`${home}/${LINK_DIR}`, { recursive: true, mode: 0o755 });
   await Deno.mkdir(runHome, { recursive: true, mode: 0o700 });
 
-  let native: { supported: boolean; text: string } | undefined;
-  if (opts.mountProgram === "") {
-    native = await overlaySupport(home, runHome, backingFs);
-    if (!native.supported) opts.mountProgram = (await lookPath("fuse-overlayfs")) ?? "";
+  if (opts.mountProgram === "" && !(await nativeOverlayUsable(home, runHome, backingFs))) {
+    opts.mountProgram = (await lookPath("fuse-overlayfs")) ?? "";
   }
-  await Deno.writeTextFile(
-    `${home}/${MOUNT_PROGRAM_FLAG_FILE}`,
-    String(opts.mountProgram !== ""),
-    {
-      mode: 0o600,
-    },
-  );
+  if (opts.mountProgram !== "") await writeMountProgramFlag(home, true);
 
   let usingMetacopy = false;
   let naiveDiff = true;
@@ -104,9 +99,8 @@ export async function setUpHost(
           `'overlay' is not supported over ${backingFs}, a mount_program is required: backing file system is unsupported for this graph driver`,
       });
     }
-    if (native && !native.supported) {
-      throw new ErrDriverNotSupported(undefined, { detail: native.text });
-    }
+    const native = await overlaySupport(home, runHome, backingFs);
+    if (!native.supported) throw new ErrDriverNotSupported(undefined, { detail: native.text });
     usingMetacopy = await cached(runHome, `metacopy(${opts.mountOptions})`, async () => {
       const on = await probeMetacopy(home, opts.mountOptions);
       return { supported: on, text: "" };
@@ -162,6 +156,59 @@ export async function setUpHost(
     idmappedLowers,
   };
   return { opts, features };
+}
+
+/**
+ * Whether the kernel's overlay is to be used rather than a mount program,
+ * decided as the reference does: never for a home recorded as mounted by a
+ * mount program (the record outlives the run home's probe cache, so a store
+ * once switched to fuse-overlayfs stays on it after a reboot), nor for one
+ * whose files show a mount program's traces; otherwise by the probe.
+ */
+async function nativeOverlayUsable(
+  home: string,
+  runHome: string,
+  backingFs: string,
+): Promise<boolean> {
+  let flag = "";
+  try {
+    flag = (await Deno.readTextFile(`${home}/${MOUNT_PROGRAM_FLAG_FILE}`)).trim();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  if (flag === "true") return false;
+  if (flag !== "false") {
+    const traces = hasMountProgramTraces(home);
+    await writeMountProgramFlag(home, traces);
+    if (traces) return false;
+  }
+  return (await overlaySupport(home, runHome, backingFs)).supported;
+}
+
+async function writeMountProgramFlag(home: string, used: boolean): Promise<void> {
+  await Deno.writeTextFile(`${home}/${MOUNT_PROGRAM_FLAG_FILE}`, String(used), { mode: 0o600 });
+}
+
+/**
+ * A mount program leaves `.wh.` whiteout files where the kernel makes
+ * character devices, and keeps ownership and modes in user xattrs on
+ * directories; the kernel's overlay would misread such layers.
+ */
+function hasMountProgramTraces(dir: string): boolean {
+  let xattrs: string[] = [];
+  try {
+    xattrs = llistxattr(dir);
+  } catch (e) {
+    if (!(e instanceof SyscallError && e.code === "EOPNOTSUPP")) throw e;
+  }
+  if (xattrs.some((x) => x.startsWith("user.fuseoverlayfs.") || x.startsWith("user.containers."))) {
+    return true;
+  }
+  for (const e of Deno.readDirSync(dir)) {
+    if (e.name.startsWith(WHITEOUT_PREFIX)) return true;
+    if (e.isDirectory && hasMountProgramTraces(`${dir}/${e.name}`)) return true;
+  }
+  return false;
 }
 
 async function overlaySupport(
