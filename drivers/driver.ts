@@ -44,6 +44,8 @@ export interface MountOpts {
   idMappings?: IDMappings;
   /** Do not let the driver shift IDs at mount time. */
   disableShifting?: boolean;
+  /** Skip syncing the mount's writes to disk (overlay "volatile"); drivers without it ignore it. */
+  volatile?: boolean;
 }
 
 /** Options for applying an uncompressed layer tar to a layer. */

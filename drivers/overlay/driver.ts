@@ -258,6 +258,11 @@ export class OverlayDriver implements Driver {
       if (this.probed.usingMetacopy) optsList = [...optsList, "metacopy=on"];
     }
     const readWrite = !inStore && !optsList.includes("ro");
+    if (options.volatile && readWrite && !optsList.includes("volatile")) {
+      optsList = [...optsList, "volatile"];
+      // the kernel refuses to reuse a work dir that a volatile mount left behind
+      await Deno.remove(`${dir}/work/incompat/volatile`, { recursive: true }).catch(() => {});
+    }
 
     const lowerText = await readOptional(`${dir}/${LOWER_FILE}`);
     const links = lowerText ? lowerText.split(":") : [];

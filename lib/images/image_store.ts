@@ -36,6 +36,10 @@ export interface NewImage {
   created?: string;
   /** A digest to find the image by (normally its manifest's). */
   digest?: string;
+  /** Names the image had before (most recent first). */
+  namesHistory?: string[];
+  /** Flags to set on the image. */
+  flags?: Record<string, unknown>;
 }
 
 /** Computes the digest of a manifest-like big data item. */
@@ -133,13 +137,14 @@ export class ImageStore extends RecordStore<Image> {
       id,
       digest: spec.digest || undefined,
       names,
+      "names-history": spec.namesHistory?.length ? dedupeNames(spec.namesHistory) : undefined,
       layer: spec.layer || undefined,
       metadata: spec.metadata || undefined,
       "big-data-names": [],
       "big-data-sizes": {},
       "big-data-digests": {},
       created: spec.created || nowRFC3339Nano(),
-      flags: {},
+      flags: { ...spec.flags },
     };
     computeDigests(image);
     this.insert(image);

@@ -1,9 +1,13 @@
 /**
  * The Store: one graph root + run root + driver, as containers/storage's
- * Store. It lays out the same directories and lock files as the reference
- * and exposes the layer operations (images and containers come later);
- * every operation takes the layer store's lock and reloads what other
- * processes changed, exactly like Go's store methods.
+ * Store — layers, images and containers in the same files and directories
+ * as the reference, shared with podman, buildah, skopeo and the
+ * `containers-storage` CLI. Every operation takes the locks of the stores
+ * it touches in 1.43's order (layers, images, containers) and reloads
+ * what other processes changed.
+ *
+ * The work is done in `images.ts`, `containers.ts`, `any_kind.ts` and the
+ * layer modules; this class is the one public face of it.
  *
  * @example
  * ```ts ignore
@@ -11,53 +15,107 @@
  * const store = await Store.open({ graphRoot: "/tmp/g", runRoot: "/tmp/r", graphDriverName: "vfs",
  *   graphDriverOptions: [], uidMap: [], gidMap: [], imageStores: [] });
  * const { layer } = await store.putLayer({ names: ["base"], diff: tarball });
+ * const image = await store.createImage(layer.id, { names: ["base"] });
+ * const container = await store.createContainer(image.id, { names: ["web"] });
+ * console.log(await store.mount(container.id));
+ * await store.unmount(container.id);
  * await store.shutdown(false);
  * ```
  * @module
  */
 
 import { join, resolve } from "node:path";
-import type { Change, Driver } from "../../drivers/driver.ts";
+import type { Change, Driver, MountOpts } from "../../drivers/driver.ts";
 import { pickDriver } from "../../drivers/registry.ts";
 import type { Compression } from "../archive/compression.ts";
 import type { StoreOptions } from "../config.ts";
+import type { Container } from "../containers/container.ts";
+import { isVolatile, mountOptsOf } from "../containers/container.ts";
+import { ContainerStore } from "../containers/container_store.ts";
 import {
+  ErrContainerUnknown,
+  ErrImageUnknown,
   ErrIncompleteOptions,
+  ErrInvalidBigDataName,
   ErrLayerHasChildren,
   ErrLayerUnknown,
   ErrLayerUsedByContainer,
   ErrLayerUsedByImage,
   ErrNotALayer,
+  ErrNotSupported,
   ErrParentIsContainer,
+  ErrSizeUnknown,
   StorageError,
 } from "../errors.ts";
 import type { IDMap } from "../idmap.ts";
-import { dedupeNames } from "../layers/encode.ts";
+import type { Image } from "../images/image.ts";
+import { ImageStore, type ManifestDigester } from "../images/image_store.ts";
+import { isValidDigest } from "../images/manifest_digest.ts";
 import type { CreateLayerOptions, Layer, PutLayerOptions } from "../layers/layer.ts";
 import { LockFile } from "../lockfile.ts";
 import * as diffs from "../layers/diff.ts";
 import * as mounts from "../layers/mounts.ts";
 import { applyDiff, put } from "../layers/put.ts";
 import { LayerStore } from "../layers/layer_store.ts";
+import {
+  deleteAny,
+  existsAny,
+  lookupAny,
+  metadataOf,
+  namesOf,
+  setMetadataOf,
+  updateNames,
+  wipeAll,
+} from "./any_kind.ts";
+import {
+  containerByLayer,
+  containerDir,
+  containerFile,
+  containerParentOwners,
+  containerSize,
+  createContainer,
+  type CreateContainerOptions,
+  deleteContainer,
+  getContainer,
+  setContainerFile,
+} from "./containers.ts";
+import {
+  createImage,
+  type CreateImageOptions,
+  deleteImage,
+  getImage,
+  imagesByDigest,
+  imagesByTopLayer,
+  imageSize,
+  listImages,
+} from "./images.ts";
+import {
+  allLayerStores,
+  canUseShifting,
+  imageHolds,
+  imageStoreOf,
+  layerHolds,
+  layerStoreOf,
+  type StoreParts,
+  type StoreSettings,
+  withLocks,
+} from "./parts.ts";
 import { checkStorePermissions } from "./permissions.ts";
-import { readRecords } from "./usage.ts";
 
 export type { CreateLayerOptions, Layer, LayerOptions, PutLayerOptions } from "../layers/layer.ts";
+export type { Image } from "../images/image.ts";
+export type { Container } from "../containers/container.ts";
+export type { ManifestDigester } from "../images/image_store.ts";
+export type { CreateImageOptions, IDMappingOptions, ImageBigDataItem } from "./images.ts";
+export type { AutoUserNsOptions, CreateContainerOptions } from "./containers.ts";
+export type { StoreSettings } from "./parts.ts";
 
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-
-/** Everything a Store holds, gathered by {@linkcode Store.open} before the Store exists. */
-interface StoreParts {
-  graphRoot: string;
-  runRoot: string;
-  graphOptions: string[];
-  uidMap: IDMap[];
-  gidMap: IDMap[];
-  driver: Driver;
-  layerStore: LayerStore;
-  roLayerStores: LayerStore[];
-  graphLock: LockFile;
-}
+/** Smallest automatic user namespace when storage.conf says nothing (as 1.43). */
+const AUTO_USERNS_MIN_SIZE = 1024;
+/** Largest automatic user namespace when storage.conf says nothing (as 1.43). */
+const AUTO_USERNS_MAX_SIZE = 65536;
+/** The user whose subordinate IDs root's automatic user namespaces use. */
+const ROOT_AUTO_USERNS_USER = "containers";
 
 /** A containers/storage store. Open with {@linkcode Store.open}. */
 export class Store {
@@ -75,16 +133,15 @@ export class Store {
   readonly graphDriverName: string;
   /** The driver. */
   readonly driver: Driver;
-  /** The store's own (writable) layers. @internal */
-  readonly layerStore: LayerStore;
-  /** Layers of additional image stores, read-only. @internal */
-  readonly roLayerStores: readonly LayerStore[];
-  /** storage.lock. @internal */
-  readonly graphLock: LockFile;
+  /** Settings from storage.conf that operations consult. */
+  readonly settings: StoreSettings;
+  /** The stores and locks the operations work on. */
+  readonly #p: StoreParts;
   /** Open stores by graph root: lock state is per process, so one object per root. */
   static #open = new Map<string, Store>();
 
   private constructor(parts: StoreParts) {
+    this.#p = parts;
     this.graphRoot = parts.graphRoot;
     this.runRoot = parts.runRoot;
     this.graphOptions = parts.graphOptions;
@@ -92,15 +149,14 @@ export class Store {
     this.gidMap = parts.gidMap;
     this.driver = parts.driver;
     this.graphDriverName = parts.driver.name;
-    this.layerStore = parts.layerStore;
-    this.roLayerStores = parts.roLayerStores;
-    this.graphLock = parts.graphLock;
+    this.settings = parts.settings;
   }
 
   /**
    * Opens (creating if needed) the store described by `opts`: checks Deno
    * permissions, creates the directories and lock files the reference
-   * creates, loads the driver and the layer stores, and cleans up layers a
+   * creates, loads the driver, the layer, image and container stores (and
+   * those of additional image stores, read-only), and cleans up layers a
    * crashed writer left incomplete. Opening a graph root this process
    * already has open (and not shut down) returns the same Store, as
    * containers/storage's GetStore does.
@@ -129,7 +185,7 @@ export class Store {
       await Deno.mkdir(join(graphRoot, sub), { recursive: true, mode: 0o700 });
     }
     const graphLock = await LockFile.get(join(graphRoot, "storage.lock"));
-    await LockFile.get(join(graphRoot, "userns.lock"));
+    const usernsLock = await LockFile.get(join(graphRoot, "userns.lock"));
     await graphLock.lock();
     let driver: Driver;
     try {
@@ -152,6 +208,7 @@ export class Store {
       gidMap,
     });
     const roLayerStores: LayerStore[] = [];
+    const roImageStores: ImageStore[] = [];
     for (const root of driver.additionalImageStores()) {
       roLayerStores.push(
         await LayerStore.open({
@@ -161,12 +218,14 @@ export class Store {
           readOnly: true,
         }),
       );
+      roImageStores.push(
+        await ImageStore.open({ dir: join(root, `${prefix}images`), readOnly: true }),
+      );
     }
-    for (const kind of ["images", "containers"]) {
-      const dir = join(graphRoot, `${prefix}${kind}`);
-      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-      await LockFile.get(join(dir, `${kind}.lock`));
-    }
+    const imageStore = await ImageStore.open({ dir: join(graphRoot, `${prefix}images`) });
+    const containerStore = await ContainerStore.open({
+      dir: join(graphRoot, `${prefix}containers`),
+    });
     await Deno.mkdir(join(runRoot, `${prefix}containers`), { recursive: true, mode: 0o700 });
     await Deno.mkdir(join(runRoot, `${prefix}locks`), { recursive: true, mode: 0o700 });
     const s = new Store({
@@ -178,7 +237,17 @@ export class Store {
       driver,
       layerStore,
       roLayerStores,
+      imageStore,
+      roImageStores,
+      containerStore,
       graphLock,
+      usernsLock,
+      settings: {
+        autoUsernsUser: opts.rootAutoNsUser || ROOT_AUTO_USERNS_USER,
+        autoNsMinSize: opts.autoNsMinSize || AUTO_USERNS_MIN_SIZE,
+        autoNsMaxSize: opts.autoNsMaxSize || AUTO_USERNS_MAX_SIZE,
+        disableVolatile: opts.disableVolatile ?? false,
+      },
     });
     Store.#open.set(graphRoot, s);
     return s;
@@ -189,6 +258,11 @@ export class Store {
     return await this.driver.status();
   }
 
+  /** Version pairs; containers/storage 1.43 reports none. */
+  version(): [string, string][] {
+    return [];
+  }
+
   /**
    * Releases the driver. Mounted layers are reported (and with `force`
    * unmounted); if any was mounted the call fails with
@@ -196,8 +270,8 @@ export class Store {
    * @returns The IDs of layers that were mounted (empty on success).
    */
   async shutdown(force: boolean): Promise<string[]> {
-    const ls = this.layerStore;
-    await this.graphLock.lock();
+    const { graphLock, layerStore: ls } = this.#p;
+    await graphLock.lock();
     try {
       return await ls.writing(async () => {
         const mounted: string[] = [];
@@ -219,40 +293,46 @@ export class Store {
           throw new ErrLayerUsedByContainer(mounted.join(","), { detail: "a layer is mounted" });
         }
         await this.driver.cleanup();
-        this.graphLock.touch();
+        graphLock.touch();
         Store.#open.delete(this.graphRoot);
         return mounted;
       });
     } finally {
-      this.graphLock.unlock();
+      graphLock.unlock();
     }
   }
 
-  // ---- helpers -----------------------------------------------------------
+  /**
+   * Forgets this Store object without shutting the driver down, so the
+   * next {@linkcode Store.open} of its graph root builds a new one.
+   */
+  free(): void {
+    if (Store.#open.get(this.graphRoot) === this) Store.#open.delete(this.graphRoot);
+  }
 
-  /** Runs `fn` on each store (ours first) under its read lock until it returns a value. */
-  async #firstStore<T>(
+  /**
+   * A lock named after a digest, in the run root, that processes pulling
+   * the same blob can share (containers/image takes it around a layer copy).
+   */
+  async getDigestLock(digest: string): Promise<LockFile> {
+    if (!isValidDigest(digest)) {
+      throw new StorageError(digest, { detail: "not a valid digest for a digest lock" });
+    }
+    return await LockFile.get(join(this.runRoot, `${this.graphDriverName}-locks`, digest));
+  }
+
+  // ---- layers ------------------------------------------------------------
+
+  /** Runs `fn` on each layer store (ours first) under its read lock until it returns a value. */
+  async #firstLayerStore<T>(
     fn: (ls: LayerStore) => T | undefined | Promise<T | undefined>,
   ): Promise<T | undefined> {
-    for (const ls of [this.layerStore, ...this.roLayerStores]) {
+    for (const ls of allLayerStores(this.#p)) {
       const v = await ls.reading(() => fn(ls));
       if (v !== undefined) return v;
     }
     return undefined;
   }
-
-  /** The store holding `id` (ours first), or throws ErrLayerUnknown. */
-  async #storeOf(id: string): Promise<LayerStore> {
-    const ls = await this.#firstStore((ls) => ls.exists(id) ? ls : undefined);
-    if (!ls) throw new ErrLayerUnknown(id);
-    return ls;
-  }
-
-  #dir(kind: "images" | "containers"): string {
-    return join(this.graphRoot, `${this.graphDriverName}-${kind}`);
-  }
-
-  // ---- creation ----------------------------------------------------------
 
   /** Creates an empty layer; see {@linkcode putLayer} for the defaults. */
   async createLayer(opts: CreateLayerOptions = {}): Promise<Layer> {
@@ -260,28 +340,25 @@ export class Store {
   }
 
   /**
-   * Creates a layer on `opts.parent` (none by default) and applies
-   * `opts.diff` to it when given. Without an `id` one is generated; the
-   * layer is read-only unless `writeable`. Unless the options say otherwise
-   * the layer inherits the ID mappings of its parent, or the store's for a
-   * base layer.
+   * Creates a layer on `opts.parent` (a layer of any layer store; none by
+   * default) and applies `opts.diff` to it when given. Without an `id` one
+   * is generated; the layer is read-only unless `writeable`. Unless the
+   * options say otherwise the layer inherits the ID mappings of its parent,
+   * or the store's for a base layer. A container's layer cannot be a parent.
    */
   async putLayer(opts: PutLayerOptions): Promise<{ layer: Layer; size: number }> {
+    const p = this.#p;
     const { parent, hostUIDMapping, hostGIDMapping } = opts;
     let uidMap = (hostUIDMapping ? undefined : opts.uidMap) ?? [];
     let gidMap = (hostGIDMapping ? undefined : opts.gidMap) ?? [];
-    const ls = this.layerStore;
-    return await ls.writing(async () => {
+    const holds = [...layerHolds(p, "write"), [p.containerStore, "read"] as const];
+    return await withLocks(holds, async () => {
       let parentLayer: Layer | undefined;
       if (parent) {
-        parentLayer = ls.exists(parent) ? ls.get(parent) : undefined;
-        for (const ro of this.roLayerStores) {
-          if (parentLayer) break;
-          parentLayer = await ro.reading(() => ro.exists(parent) ? ro.get(parent) : undefined);
-        }
-        if (!parentLayer) throw new ErrLayerUnknown(parent);
-        const containers = await readRecords(this.#dir("containers"), "containers");
-        if (containers.some((c) => c.layer === parentLayer!.id)) {
+        const ls = layerStoreOf(p, parent);
+        if (!ls) throw new ErrLayerUnknown(parent);
+        parentLayer = ls.get(parent);
+        if (p.containerStore.byLayer(parentLayer.id)) {
           throw new ErrParentIsContainer(parentLayer.id);
         }
         if (!hostUIDMapping && uidMap.length === 0) uidMap = parentLayer.uidmap ?? [];
@@ -290,8 +367,8 @@ export class Store {
         if (!hostUIDMapping && uidMap.length === 0) uidMap = this.uidMap;
         if (!hostGIDMapping && gidMap.length === 0) gidMap = this.gidMap;
       }
-      const shifting = this.driver.supportsShifting();
-      return await put(ls, {
+      const shifting = canUseShifting(p, uidMap, gidMap);
+      return await put(p.layerStore, {
         ...opts,
         parent: parentLayer,
         uidMap: shifting ? [] : structuredClone(uidMap),
@@ -302,14 +379,12 @@ export class Store {
 
   /** Applies a layer tarball (any compression) to an existing layer; returns the applied size. */
   async applyDiff(to: string, diff: ReadableStream<Uint8Array>): Promise<number> {
-    const ls = this.layerStore;
+    const ls = this.#p.layerStore;
     return await ls.writing(() => {
       if (!ls.exists(to)) throw new ErrLayerUnknown(to);
       return applyDiff(ls, to, diff);
     });
   }
-
-  // ---- reading diffs -----------------------------------------------------
 
   /**
    * A tar stream turning `from` ("" for the parent) into `to`: the applied
@@ -321,7 +396,7 @@ export class Store {
     to: string,
     opts?: { compression?: Compression },
   ): Promise<ReadableStream<Uint8Array>> {
-    for (const ls of [this.layerStore, ...this.roLayerStores]) {
+    for (const ls of allLayerStores(this.#p)) {
       await ls.startReading();
       let handedOver = false;
       try {
@@ -338,103 +413,57 @@ export class Store {
 
   /** Estimated size of {@linkcode diff}'s uncompressed output. */
   async diffSize(from: string, to: string): Promise<number> {
-    const ls = await this.#firstStore((ls) =>
+    const n = await this.#firstLayerStore((ls) =>
       ls.exists(to) ? diffs.diffSize(ls, from, to) : undefined
     );
-    if (ls === undefined) throw new ErrLayerUnknown(to);
-    return ls;
+    if (n === undefined) throw new ErrLayerUnknown(to);
+    return n;
   }
 
   /** The changes of `to` against `from` ("" for the parent). */
   async changes(from: string, to: string): Promise<Change[]> {
-    const c = await this.#firstStore((ls) =>
+    const c = await this.#firstLayerStore((ls) =>
       ls.exists(to) ? diffs.changes(ls, from, to) : undefined
     );
     if (c === undefined) throw new ErrLayerUnknown(to);
     return c;
   }
 
-  // ---- mounts ------------------------------------------------------------
-
-  /** Mounts a layer; returns the path of its root filesystem. */
-  async mount(id: string, mountLabel = ""): Promise<string> {
-    const ls = this.layerStore;
-    return await ls.writing(() => {
-      if (!ls.exists(id)) throw new ErrLayerUnknown(id);
-      return mounts.mount(ls, id, { mountLabel });
-    });
-  }
-
-  /** Drops one mount of a layer (all with `force`); returns whether it is still mounted. */
-  async unmount(id: string, force: boolean): Promise<boolean> {
-    const ls = this.layerStore;
-    return await ls.writing(() => {
-      if (!ls.exists(id)) throw new ErrLayerUnknown(id);
-      return mounts.unmount(ls, id, force);
-    });
-  }
-
-  /** How many times a layer is mounted. */
-  async mounted(id: string): Promise<number> {
-    const ls = this.layerStore;
-    return await ls.reading(() => mounts.mounted(ls, id));
-  }
-
-  /** Unmapped owners of the directories above a mapped layer's mount point. */
-  async layerParentOwners(id: string): Promise<{ uids: number[]; gids: number[] }> {
-    const ls = this.layerStore;
-    return await ls.reading(() => {
-      if (!ls.exists(id)) throw new ErrLayerUnknown(id);
-      return mounts.parentOwners(ls, id);
-    });
-  }
-
-  // ---- listing and lookup --------------------------------------------------
-
   /** All layers: ours, then those of additional image stores. */
   async layers(): Promise<Layer[]> {
-    const out: Layer[] = [];
-    for (const ls of [this.layerStore, ...this.roLayerStores]) {
-      out.push(...await ls.reading(() => ls.layers()));
-    }
-    return out;
+    return await withLocks(
+      layerHolds(this.#p, "read"),
+      () => allLayerStores(this.#p).flatMap((ls) => ls.layers()),
+    );
   }
 
   /** One layer by ID, name or unique ID prefix. */
   async layer(idOrName: string): Promise<Layer> {
-    const l = await this.#firstStore((ls) => ls.exists(idOrName) ? ls.get(idOrName) : undefined);
+    const l = await this.#firstLayerStore((ls) =>
+      ls.exists(idOrName) ? ls.get(idOrName) : undefined
+    );
     if (!l) throw new ErrLayerUnknown(idOrName);
     return l;
   }
 
-  /** Whether a layer is known by that ID, name or prefix. */
-  async exists(id: string): Promise<boolean> {
-    return (await this.#firstStore((ls) => ls.exists(id) || undefined)) ?? false;
-  }
-
-  /** The ID of a layer by ID, name or prefix. */
-  async lookup(name: string): Promise<string> {
-    return (await this.layer(name)).id;
-  }
-
   /** The recorded uncompressed size of a layer's diff, or -1 when unknown. */
   async layerSize(id: string): Promise<number> {
-    return (await this.#firstStore((ls) => ls.exists(id) ? ls.size(id) : undefined)) ??
-      Promise.reject(new ErrLayerUnknown(id));
+    const n = await this.#firstLayerStore((ls) => ls.exists(id) ? ls.size(id) : undefined);
+    if (n === undefined) throw new ErrLayerUnknown(id);
+    return n;
   }
 
   async #byDigest(d: string, which: "compressed" | "uncompressed"): Promise<Layer[]> {
-    if (!DIGEST_RE.test(d)) {
+    if (!isValidDigest(d)) {
       throw new StorageError(d, { detail: "invalid digest: looking for layers matching it" });
     }
-    const out: Layer[] = [];
-    for (const ls of [this.layerStore, ...this.roLayerStores]) {
-      out.push(
-        ...await ls.reading(() =>
+    const out = await withLocks(
+      layerHolds(this.#p, "read"),
+      () =>
+        allLayerStores(this.#p).flatMap((ls) =>
           which === "compressed" ? ls.layersByCompressedDigest(d) : ls.layersByUncompressedDigest(d)
         ),
-      );
-    }
+    );
     if (out.length === 0) throw new ErrLayerUnknown(d);
     return out;
   }
@@ -449,93 +478,67 @@ export class Store {
     return this.#byDigest(d, "uncompressed");
   }
 
-  // ---- deletion ------------------------------------------------------------
-
   /**
-   * Deletes a layer unless another layer is built on it or an image or
-   * container uses it.
+   * Deletes a layer unless another layer is built on it, it is an image's
+   * top layer or a container's layer. A mapped copy of an image's top
+   * layer may go; the image forgets it.
    */
   async deleteLayer(id: string): Promise<void> {
-    const ls = this.layerStore;
-    await ls.writing(async () => {
+    const { layerStore: ls, imageStore: is, containerStore: cs } = this.#p;
+    await withLocks([[ls, "write"], [is, "write"], [cs, "write"]], async () => {
       if (!ls.exists(id)) throw new ErrNotALayer(id);
       const layer = ls.get(id);
       const [child] = ls.children(layer.id);
       if (child) throw new ErrLayerHasChildren(layer.id, { detail: `used by layer ${child.id}` });
-      for (const img of await readRecords(this.#dir("images"), "images")) {
-        if (img.layer === layer.id || (img["mapped-layers"] ?? []).includes(layer.id)) {
-          throw new ErrLayerUsedByImage(layer.id, { detail: `used by image ${img.id}` });
-        }
-      }
-      for (const c of await readRecords(this.#dir("containers"), "containers")) {
-        if (c.layer === layer.id) {
-          throw new ErrLayerUsedByContainer(layer.id, { detail: `used by container ${c.id}` });
-        }
-      }
+      const images = is.list();
+      const image = images.find((i) => i.layer === layer.id);
+      if (image) throw new ErrLayerUsedByImage(layer.id, { detail: `used by image ${image.id}` });
+      const c = cs.byLayer(layer.id);
+      if (c) throw new ErrLayerUsedByContainer(layer.id, { detail: `used by container ${c.id}` });
       await ls.delete(layer.id);
+      for (const i of images) {
+        if ((i["mapped-layers"] ?? []).includes(layer.id)) {
+          await is.removeMappedLayer(i.id, layer.id);
+        }
+      }
     });
   }
 
-  /** Deletes every layer. */
-  async wipe(): Promise<void> {
-    const ls = this.layerStore;
-    await ls.writing(() => ls.wipe());
-  }
-
-  // ---- names, metadata, big data ---------------------------------------------
-
-  /** Names of a layer. */
-  async names(id: string): Promise<string[]> {
-    return (await this.layer(id)).names ?? [];
-  }
-
-  /** Replaces a layer's names (taking them from other layers). */
-  async setNames(id: string, names: string[]): Promise<void> {
-    await this.#rw(id, (ls) => ls.setNames(id, dedupeNames(names)));
-  }
-
-  /** Adds names to a layer (taking them from other layers). */
-  async addNames(id: string, names: string[]): Promise<void> {
-    await this.#rw(id, (ls) => ls.addNames(id, dedupeNames(names)));
-  }
-
-  /** Removes names from a layer. */
-  async removeNames(id: string, names: string[]): Promise<void> {
-    await this.#rw(id, (ls) => ls.removeNames(id, dedupeNames(names)));
-  }
-
-  /** A layer's metadata. */
-  async metadata(id: string): Promise<string> {
-    const md = await this.#firstStore((ls) => ls.exists(id) ? ls.metadata(id) : undefined);
-    if (md === undefined) throw new ErrLayerUnknown(id);
-    return md;
-  }
-
-  /** Replaces a layer's metadata. */
-  async setMetadata(id: string, md: string): Promise<void> {
-    await this.#rw(id, (ls) => ls.setMetadata(id, md));
+  /** Unmapped owners of the directories above a mapped layer's mount point. */
+  async layerParentOwners(id: string): Promise<{ uids: number[]; gids: number[] }> {
+    const ls = this.#p.layerStore;
+    return await ls.reading(() => {
+      if (!ls.exists(id)) throw new ErrLayerUnknown(id);
+      return mounts.parentOwners(ls, id);
+    });
   }
 
   /** Sets a flag on a layer. */
   async setLayerFlag(id: string, flag: string, value: unknown): Promise<void> {
-    await this.#rw(id, (ls) => ls.setFlag(id, flag, value));
+    await this.#ourLayer(id, (ls) => ls.setFlag(id, flag, value));
   }
 
   /** Clears a flag of a layer. */
   async clearLayerFlag(id: string, flag: string): Promise<void> {
-    await this.#rw(id, (ls) => ls.clearFlag(id, flag));
+    await this.#ourLayer(id, (ls) => ls.clearFlag(id, flag));
   }
 
   /** Keys of a layer's big data items. */
   async listLayerBigData(id: string): Promise<string[]> {
-    const ls = await this.#storeOf(id);
-    return await ls.reading(() => ls.bigDataNames(id));
+    const names = await this.#firstLayerStore((ls) =>
+      ls.exists(id) ? ls.bigDataNames(id) : undefined
+    );
+    if (!names) throw new ErrLayerUnknown(id);
+    return names;
   }
 
   /** Opens a layer's big data item. */
   async layerBigData(id: string, key: string): Promise<ReadableStream<Uint8Array>> {
-    const ls = await this.#storeOf(id);
-    return await ls.reading(() => ls.bigData(id, key));
+    const data = await this.#firstLayerStore((ls) =>
+      ls.exists(id) ? ls.bigData(id, key) : undefined
+    );
+    if (!data) throw new ErrLayerUnknown(id);
+    return data;
   }
 
   /** Stores a layer's big data item. */
@@ -544,15 +547,359 @@ export class Store {
     key: string,
     data: ReadableStream<Uint8Array> | Uint8Array,
   ): Promise<void> {
-    await this.#rw(id, (ls) => ls.setBigData(id, key, data));
+    await this.#ourLayer(id, (ls) => ls.setBigData(id, key, data));
   }
 
-  async #rw(id: string, fn: (ls: LayerStore) => Promise<void>): Promise<void> {
-    const ls = this.layerStore;
+  async #ourLayer(id: string, fn: (ls: LayerStore) => Promise<void>): Promise<void> {
+    const ls = this.#p.layerStore;
     await ls.writing(() => {
       if (!ls.exists(id)) throw new ErrLayerUnknown(id);
       return fn(ls);
     });
+  }
+
+  // ---- mounts ------------------------------------------------------------
+
+  /** Mounts our layer `layerID` under storage.lock and the layer store's lock. */
+  async #mountLayer(layerID: string, opts: MountOpts): Promise<string> {
+    const { graphLock, layerStore: ls } = this.#p;
+    await graphLock.lock();
+    try {
+      return await ls.writing(() => {
+        if (!ls.exists(layerID)) throw new ErrLayerUnknown(layerID);
+        return mounts.mount(ls, layerID, opts);
+      });
+    } finally {
+      graphLock.unlock();
+    }
+  }
+
+  /** The layer of the container `idOrName`, or undefined when it names no container. */
+  async #containerOf(idOrName: string): Promise<Container | undefined> {
+    const cs = this.#p.containerStore;
+    return await cs.reading(() => cs.exists(idOrName) ? cs.get(idOrName) : undefined);
+  }
+
+  /**
+   * Mounts a container's root filesystem (with its ID mappings, mount
+   * options and volatile flag) or a layer, and returns the path.
+   */
+  async mount(id: string, mountLabel = ""): Promise<string> {
+    const c = await this.#containerOf(id);
+    if (!c) return await this.#mountLayer(id, { mountLabel });
+    const opts: MountOpts = { mountLabel, options: mountOptsOf(c) };
+    if (c.uidmap || c.gidmap) {
+      opts.idMappings = { uidMap: c.uidmap ?? [], gidMap: c.gidmap ?? [] };
+      opts.disableShifting = !canUseShifting(this.#p, c.uidmap, c.gidmap);
+    }
+    if (!this.settings.disableVolatile && isVolatile(c)) opts.volatile = true;
+    return await this.#mountLayer(c.layer, opts);
+  }
+
+  /**
+   * Drops one mount of a container's or layer's filesystem (all with
+   * `force`); returns whether it is still mounted.
+   */
+  async unmount(id: string, force = false): Promise<boolean> {
+    const layerID = (await this.#containerOf(id))?.layer ?? id;
+    const ls = this.#p.layerStore;
+    return await ls.writing(() => {
+      if (!ls.exists(layerID)) throw new ErrLayerUnknown(layerID);
+      return mounts.unmount(ls, layerID, force);
+    });
+  }
+
+  /** How many times a container's or layer's filesystem is mounted. */
+  async mounted(id: string): Promise<number> {
+    const layerID = (await this.#containerOf(id))?.layer ?? id;
+    const ls = this.#p.layerStore;
+    return await ls.reading(() => mounts.mounted(ls, layerID));
+  }
+
+  /**
+   * Mounts an image's top layer read-only, with extra mount options
+   * ("rw" is refused), and returns the path.
+   */
+  async mountImage(id: string, mountOpts: string[] = [], mountLabel = ""): Promise<string> {
+    const image = await this.image(id);
+    if (mountOpts.includes("rw")) {
+      throw new ErrNotSupported(id, { detail: '"rw" option not supported for image mounts' });
+    }
+    return await this.#mountLayer(image.layer ?? "", {
+      mountLabel,
+      options: [...mountOpts, "ro"],
+    });
+  }
+
+  /** Drops one mount of an image's top layer (all with `force`); returns whether it is still mounted. */
+  async unmountImage(id: string, force = false): Promise<boolean> {
+    const image = await this.image(id);
+    return await this.unmount(image.layer ?? "", force);
+  }
+
+  // ---- any kind ------------------------------------------------------------
+
+  /** Whether `id` names a layer, an image or a container (by ID, name or prefix). */
+  exists(id: string): Promise<boolean> {
+    return existsAny(this.#p, id);
+  }
+
+  /** The ID of the layer, image or container `name` names (layers first). */
+  lookup(name: string): Promise<string> {
+    return lookupAny(this.#p, name);
+  }
+
+  /** Names of a layer, image or container. */
+  names(id: string): Promise<string[]> {
+    return namesOf(this.#p, id);
+  }
+
+  /** Replaces the names of a layer, image or container (taking them from others of its kind). */
+  setNames(id: string, names: string[]): Promise<void> {
+    return updateNames(this.#p, id, names, "set");
+  }
+
+  /** Adds names to a layer, image or container (taking them from others of its kind). */
+  addNames(id: string, names: string[]): Promise<void> {
+    return updateNames(this.#p, id, names, "add");
+  }
+
+  /** Removes names from a layer, image or container. */
+  removeNames(id: string, names: string[]): Promise<void> {
+    return updateNames(this.#p, id, names, "remove");
+  }
+
+  /** The metadata of a layer, image or container. */
+  metadata(id: string): Promise<string> {
+    return metadataOf(this.#p, id);
+  }
+
+  /** Replaces the metadata of a layer, image or container of ours. */
+  setMetadata(id: string, metadata: string): Promise<void> {
+    return setMetadataOf(this.#p, id, metadata);
+  }
+
+  /**
+   * Deletes a container (its layer and directories too), an image or a
+   * layer, without the safety checks of {@linkcode deleteContainer},
+   * {@linkcode deleteImage} and {@linkcode deleteLayer}.
+   */
+  delete(id: string): Promise<void> {
+    return deleteAny(this.#p, id);
+  }
+
+  /** Deletes every container, image and layer of this store. */
+  wipe(): Promise<void> {
+    return wipeAll(this.#p);
+  }
+
+  // ---- images --------------------------------------------------------------
+
+  /** Creates an image on the layer `topLayer` (none for an image without layers). */
+  createImage(topLayer: string | undefined, opts?: CreateImageOptions): Promise<Image> {
+    return createImage(this.#p, topLayer, opts);
+  }
+
+  /** An image by ID, name or prefix, ours or from an additional image store. */
+  image(id: string): Promise<Image> {
+    return getImage(this.#p, id);
+  }
+
+  /** All images: ours, then those of additional image stores. */
+  images(): Promise<Image[]> {
+    return listImages(this.#p);
+  }
+
+  /** Images whose top layer (or a mapped copy of it) is the given layer. */
+  imagesByTopLayer(layer: string): Promise<Image[]> {
+    return imagesByTopLayer(this.#p, layer);
+  }
+
+  /** Images findable by a digest: their own, or a manifest item's. */
+  imagesByDigest(digest: string): Promise<Image[]> {
+    return imagesByDigest(this.#p, digest);
+  }
+
+  /**
+   * Deletes an image and the layers nothing else uses any more (with
+   * `commit`; without, only says which would go). Refused while a
+   * container uses the image.
+   * @returns The IDs of the layers (to be) removed.
+   */
+  deleteImage(id: string, commit = true): Promise<string[]> {
+    return deleteImage(this.#p, id, commit);
+  }
+
+  /** The size of an image's layers (each counted once) and big data. */
+  imageSize(id: string): Promise<number> {
+    return imageSize(this.#p, id);
+  }
+
+  /** Runs `fn` on the image store holding image `id` (ours first), under read locks. */
+  async #inImageStore<T>(id: string, fn: (s: ImageStore) => T | Promise<T>): Promise<T> {
+    return await withLocks(imageHolds(this.#p, "read"), () => {
+      const s = imageStoreOf(this.#p, id);
+      if (!s) throw new ErrImageUnknown(id);
+      return fn(s);
+    });
+  }
+
+  /** Keys of an image's big data items. */
+  listImageBigData(id: string): Promise<string[]> {
+    return this.#inImageStore(id, (s) => s.bigDataNames(id));
+  }
+
+  /**
+   * An image's big data item.
+   * @throws {Deno.errors.NotFound} when the image has no such item.
+   */
+  imageBigData(id: string, key: string): Promise<Uint8Array> {
+    return this.#inImageStore(id, (s) => s.bigData(id, key));
+  }
+
+  /** The size of an image's big data item. */
+  async imageBigDataSize(id: string, key: string): Promise<number> {
+    if (key === "") throw new ErrInvalidBigDataName(undefined, { detail: "empty name" });
+    return await this.#inImageStore(id, (s) => s.bigDataSize(id, key));
+  }
+
+  /** The recorded digest of an image's big data item. */
+  async imageBigDataDigest(id: string, key: string): Promise<string> {
+    if (key === "") throw new ErrInvalidBigDataName(undefined, { detail: "empty name" });
+    const d = await this.#inImageStore(id, (s) => s.bigDataDigest(id, key));
+    if (d === undefined || !isValidDigest(d)) {
+      throw new ErrSizeUnknown(id, { detail: `no digest recorded for ${JSON.stringify(key)}` });
+    }
+    return d;
+  }
+
+  /**
+   * Stores a big data item of one of our images. Items whose key starts
+   * with "manifest" are digested with `digester` (the manifest digest of
+   * containers/image by default) and make the image findable by digest.
+   */
+  async setImageBigData(
+    id: string,
+    key: string,
+    data: Uint8Array,
+    digester?: ManifestDigester,
+  ): Promise<void> {
+    const is = this.#p.imageStore;
+    await is.writing(() => is.setBigData(id, key, data, digester));
+  }
+
+  // ---- containers ------------------------------------------------------------
+
+  /**
+   * Creates a container on `image` (none for a container without an
+   * image): a read-write layer on the image's top layer, or on a copy of
+   * it with the container's ID mappings when the driver cannot shift them.
+   */
+  createContainer(image: string | undefined, opts?: CreateContainerOptions): Promise<Container> {
+    return createContainer(this.#p, image, opts);
+  }
+
+  /** A container by ID, name, prefix or the ID of its layer. */
+  container(id: string): Promise<Container> {
+    return getContainer(this.#p, id);
+  }
+
+  /** All containers. */
+  async containers(): Promise<Container[]> {
+    const cs = this.#p.containerStore;
+    return await cs.reading(() => cs.list());
+  }
+
+  /** The container whose read-write layer is `layer`. */
+  containerByLayer(layer: string): Promise<Container> {
+    return containerByLayer(this.#p, layer);
+  }
+
+  /** Deletes a container with its layer and directories. */
+  deleteContainer(id: string): Promise<void> {
+    return deleteContainer(this.#p, id);
+  }
+
+  /** The size of a container's layer diff, big data and directories. */
+  containerSize(id: string): Promise<number> {
+    return containerSize(this.#p, id);
+  }
+
+  /** Runs `fn` on the container store under its read lock, after checking `id` exists. */
+  async #inContainerStore<T>(id: string, fn: (s: ContainerStore) => T | Promise<T>): Promise<T> {
+    const cs = this.#p.containerStore;
+    return await cs.reading(() => {
+      if (!cs.exists(id)) throw new ErrContainerUnknown(id);
+      return fn(cs);
+    });
+  }
+
+  /** Keys of a container's big data items. */
+  listContainerBigData(id: string): Promise<string[]> {
+    return this.#inContainerStore(id, (s) => s.bigDataNames(id));
+  }
+
+  /**
+   * A container's big data item.
+   * @throws {Deno.errors.NotFound} when the container has no such item.
+   */
+  containerBigData(id: string, key: string): Promise<Uint8Array> {
+    return this.#inContainerStore(id, (s) => s.bigData(id, key));
+  }
+
+  /** The size of a container's big data item. */
+  containerBigDataSize(id: string, key: string): Promise<number> {
+    return this.#inContainerStore(id, (s) => s.bigDataSize(id, key));
+  }
+
+  /** The digest of a container's big data item. */
+  async containerBigDataDigest(id: string, key: string): Promise<string> {
+    const d = await this.#inContainerStore(id, (s) => s.bigDataDigest(id, key));
+    if (d === undefined) {
+      throw new ErrSizeUnknown(id, { detail: `no digest for ${JSON.stringify(key)}` });
+    }
+    return d;
+  }
+
+  /** Stores a container's big data item. */
+  async setContainerBigData(id: string, key: string, data: Uint8Array): Promise<void> {
+    const cs = this.#p.containerStore;
+    await cs.writing(() => cs.setBigData(id, key, data));
+  }
+
+  /** The container's directory in the graph root (`…/userdata`), created if missing. */
+  containerDirectory(id: string): Promise<string> {
+    return containerDir(this.#p, "graph", id);
+  }
+
+  /** The container's directory in the run root (`…/userdata`), created if missing. */
+  containerRunDirectory(id: string): Promise<string> {
+    return containerDir(this.#p, "run", id);
+  }
+
+  /** Writes a file in the container's graph-root directory. */
+  setContainerDirectoryFile(id: string, file: string, data: Uint8Array): Promise<void> {
+    return setContainerFile(this.#p, "graph", id, file, data);
+  }
+
+  /** Reads a file from the container's graph-root directory. */
+  fromContainerDirectory(id: string, file: string): Promise<Uint8Array> {
+    return containerFile(this.#p, "graph", id, file);
+  }
+
+  /** Writes a file in the container's run-root directory. */
+  setContainerRunDirectoryFile(id: string, file: string, data: Uint8Array): Promise<void> {
+    return setContainerFile(this.#p, "run", id, file, data);
+  }
+
+  /** Reads a file from the container's run-root directory. */
+  fromContainerRunDirectory(id: string, file: string): Promise<Uint8Array> {
+    return containerFile(this.#p, "run", id, file);
+  }
+
+  /** Owners of the directories above a mapped container's mount point that its mapping lacks. */
+  containerParentOwners(id: string): Promise<{ uids: number[]; gids: number[] }> {
+    return containerParentOwners(this.#p, id);
   }
 }
 
