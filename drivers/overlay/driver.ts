@@ -259,9 +259,9 @@ export class OverlayDriver implements Driver {
     }
     const readWrite = !inStore && !optsList.includes("ro");
     if (options.volatile && readWrite && !optsList.includes("volatile")) {
-      optsList = [...optsList, "volatile"];
+      optsList = [...optsList.filter((o) => o !== ""), "volatile"];
       // the kernel refuses to reuse a work dir that a volatile mount left behind
-      await Deno.remove(`${dir}/work/incompat/volatile`, { recursive: true }).catch(() => {});
+      await Deno.remove(`${dir}/work/work/incompat/volatile`, { recursive: true }).catch(() => {});
     }
 
     const lowerText = await readOptional(`${dir}/${LOWER_FILE}`);
