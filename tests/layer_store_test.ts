@@ -20,7 +20,6 @@ import {
   ErrNotALayer,
   ErrNotAnID,
   ErrParentIsContainer,
-  ErrStoreIsReadOnly,
   StorageError,
 } from "../lib/errors.ts";
 import { isRoot, reference, referenceCli, removeTree, tempDir } from "./helpers.ts";

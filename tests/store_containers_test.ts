@@ -19,24 +19,17 @@ import {
 } from "../lib/errors.ts";
 import { isRoot, reference, referenceCli, removeTree, run, tempDir } from "./helpers.ts";
 import { buildTar, streamOf } from "./tar_fixtures.ts";
-import { assert, assertEquals, assertRejects, listDir, storeOpts } from "./store_helpers.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  listDir,
+  storeOpts,
+  withStore,
+} from "./store_helpers.ts";
 
 const enc = new TextEncoder();
 const MAP = [{ container_id: 0, host_id: 100000, size: 65536 }];
-
-async function withStore(
-  driver: string,
-  fn: (s: Store, root: string) => Promise<void>,
-): Promise<void> {
-  const root = await tempDir("store-containers-");
-  const s = await Store.open(storeOpts(root, { graphDriverName: driver }));
-  try {
-    await fn(s, root);
-  } finally {
-    await s.shutdown(true).catch(() => {});
-    await removeTree(root);
-  }
-}
 
 /** A base layer with a file owned by 2000:2000 and a passwd naming UID 1500, and an image on it. */
 async function baseImage(s: Store, name = "img"): Promise<string> {

@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { Store } from "../lib/store/mod.ts";
+import type { Store } from "../lib/store/mod.ts";
 import {
   ErrDuplicateName,
   ErrImageUnknown,
@@ -18,25 +18,11 @@ import {
   ErrNotAnImage,
   ErrNotSupported,
 } from "../lib/errors.ts";
-import { isRoot, reference, referenceCli, removeTree, tempDir } from "./helpers.ts";
+import { isRoot, reference, referenceCli } from "./helpers.ts";
 import { buildTar, streamOf } from "./tar_fixtures.ts";
-import { assert, assertEquals, assertRejects, sha, storeOpts } from "./store_helpers.ts";
+import { assert, assertEquals, assertRejects, sha, withStore } from "./store_helpers.ts";
 
 const enc = new TextEncoder();
-
-async function withStore(
-  driver: string,
-  fn: (s: Store, root: string) => Promise<void>,
-): Promise<void> {
-  const root = await tempDir("store-images-");
-  const s = await Store.open(storeOpts(root, { graphDriverName: driver }));
-  try {
-    await fn(s, root);
-  } finally {
-    await s.shutdown(true).catch(() => {});
-    await removeTree(root);
-  }
-}
 
 function layerTar(name: string): ReadableStream<Uint8Array> {
   return streamOf(buildTar([{ name: `./${name}`, data: `${name}\n` }]));
