@@ -5,7 +5,7 @@
  * leave stores that the reference lists the same.
  */
 import assert from "node:assert/strict";
-import { isRoot, referenceCli, sha256File } from "./helpers.ts";
+import { isRoot, referenceCli, run, sha256File } from "./helpers.ts";
 import {
   dropRoot,
   ID,
@@ -270,6 +270,84 @@ Deno.test({
       await sameOnOne(root, ["layers"]);
     } finally {
       await dropRoot(root);
+    }
+  },
+});
+
+/** Every path below `dir`, sorted: what a failed command must leave unchanged. */
+function pathsBelow(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of Deno.readDirSync(`${dir}${rel}`)) {
+      out.push(`${rel}/${e.name}`);
+      if (e.isDirectory) walk(`${rel}/${e.name}`);
+    }
+  };
+  walk("");
+  return out.sort();
+}
+
+Deno.test({
+  name:
+    "cli layers: text that is no tar, plain or compressed, fails with Go's words and leaves nothing",
+  ignore,
+  async fn() {
+    const a = await newRoot("cli-ours-");
+    const b = await newRoot("cli-ref-");
+    try {
+      const line = "this is plain text, not a tar archive\n";
+      // Go's archive/tar reads a header block: less than 512 bytes stop inside it, more
+      // are a block that fails the header checks.
+      const texts = {
+        short: [line, "unexpected EOF"],
+        long: [line.repeat(40), "archive/tar: invalid tar header"],
+      };
+      const inputs: [string, string][] = [];
+      for (const [size, [text, words]] of Object.entries(texts)) {
+        const plain = `${a.dir}/${size}.txt`;
+        await Deno.writeTextFile(plain, text);
+        inputs.push([plain, words]);
+        for (
+          const [tool, ext] of [["gzip", "gz"], ["bzip2", "bz2"], ["xz", "xz"], ["zstd", "zst"]]
+        ) {
+          const r = await run("sh", ["-c", `${tool} -c < "$0" > "$0.${ext}"`, plain]);
+          assert.equal(r.code, 0, r.stderr);
+          inputs.push([`${plain}.${ext}`, words]);
+        }
+      }
+      for (const root of [a, b]) {
+        const tool = root === a ? ours : theirs;
+        const r = await tool(root, ["create-layer", "-i", ID.base, "-n", "base"]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const before = [a, b].map((root) => [pathsBelow(root.graph), pathsBelow(root.run)]);
+      // each input through one command, alternating, so that both commands meet every format
+      // and both failures (each start of our CLI costs a third of a second)
+      for (const [i, [file, words]] of inputs.entries()) {
+        const args = i % 2 === 0
+          ? ["applydiff", "-f", file, ID.base]
+          : ["import-layer", "-f", file];
+        const what = `${args[0]} ${file.slice(a.dir.length + 1)}`;
+        const [mine, ref] = await Promise.all([ours(a, args), theirs(b, args)]);
+        assert.equal(ref.code, 1, what);
+        assert.ok(
+          (ref.stdout + ref.stderr).includes(words),
+          `${what}: reference said ${ref.stderr}`,
+        );
+        assert.equal(mine.code, 1, what);
+        assert.ok(mine.stderr.includes(words), `${what}: we said ${mine.stderr}`);
+      }
+      assert.deepEqual(
+        [a, b].map((root) => [pathsBelow(root.graph), pathsBelow(root.run)]),
+        before,
+      );
+      const la = normalize(await theirs(a, ["layers", "-j"]), a);
+      const lb = normalize(await theirs(b, ["layers", "-j"]), b);
+      assert.deepEqual(la, lb);
+      assert.equal((await ours(a, ["diffsize", ID.base])).stdout, "0\n");
+    } finally {
+      await dropRoot(a);
+      await dropRoot(b);
     }
   },
 });

@@ -278,24 +278,29 @@ async function expectBad(
 Deno.test("tar: bad checksum is rejected naming entry and offset", async () => {
   const b = await sample();
   b[1024 + 300] ^= 1;
-  await expectBad(b, "second.txt", 1024, /checksum/);
+  await expectBad(b, "second.txt", 1024, /checksum.*: archive\/tar: invalid tar header$/);
 });
 
 Deno.test("tar: truncated header is rejected", async () => {
   const b = (await sample()).subarray(0, 1024 + 200);
-  await expectBad(b, "second.txt", 1024, /truncated header \(200 of 512 bytes\)/);
+  await expectBad(
+    b,
+    "second.txt",
+    1024,
+    /truncated header \(200 of 512 bytes\).*: unexpected EOF$/,
+  );
 });
 
 Deno.test("tar: truncated body is rejected", async () => {
   const b = (await sample()).subarray(0, 1024 + 512 + 3);
-  await expectBad(b, "second.txt", 1539, /truncated body/);
+  await expectBad(b, "second.txt", 1539, /truncated body.*: unexpected EOF$/);
 });
 
 Deno.test("tar: negative size (base-256) is rejected", async () => {
   const b = await sample();
   b.fill(0xff, 1024 + 124, 1024 + 136);
   fixChecksum(b, 1024);
-  await expectBad(b, "second.txt", 1024, /negative size -1/);
+  await expectBad(b, "second.txt", 1024, /negative size -1.*: archive\/tar: invalid tar header$/);
 });
 
 Deno.test("tar: absurd size (base-256 beyond 2^53) is rejected", async () => {

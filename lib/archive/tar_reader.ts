@@ -62,6 +62,15 @@ export interface TarEvents {
   trailing?(bytes: Uint8Array): void;
 }
 
+/**
+ * What Go's archive/tar, and so the reference CLI, says for input that stops
+ * inside a block (io.ErrUnexpectedEOF) and for a block that is no valid
+ * header (tar.ErrHeader). Our messages end with these words where Go fails
+ * the same way, for scripts that match on them.
+ */
+const GO_UNEXPECTED_EOF = "unexpected EOF";
+const GO_ERR_HEADER = "archive/tar: invalid tar header";
+
 /** Largest PAX or GNU long-name payload accepted (Go's maxSpecialFileSize). */
 const MAX_SPECIAL = 1 << 20;
 
@@ -340,7 +349,8 @@ function parseBlock(b: Uint8Array): TarHeader {
 /**
  * Push parser of a tar stream. Call {@linkcode push} with each chunk and
  * {@linkcode end} at the end of input; malformed input throws
- * {@linkcode ErrBadArchive} naming the entry and the byte offset.
+ * {@linkcode ErrBadArchive} naming the entry and the byte offset, and ending
+ * with Go's words where Go's archive/tar refuses the input too.
  */
 export class TarParser {
   #ev: TarEvents;
@@ -373,8 +383,10 @@ export class TarParser {
     return this.#pos;
   }
 
-  #fail(what: string, at: number, cause?: unknown): ErrBadArchive {
-    return new ErrBadArchive(this.#name, { detail: `${what} at byte offset ${at}`, cause });
+  /** `goError`: the text Go's archive/tar fails with on the same input, if it fails. */
+  #fail(what: string, at: number, goError?: string): ErrBadArchive {
+    const detail = `${what} at byte offset ${at}${goError === undefined ? "" : `: ${goError}`}`;
+    return new ErrBadArchive(this.#name, { detail });
   }
 
   /** Feeds one chunk; callbacks run synchronously before this returns. */
@@ -450,14 +462,18 @@ export class TarParser {
     const s = this.#state;
     if (s === State.Header && this.#fill > 0) {
       if (!this.#afterExt) this.#name = cString(this.#blk.subarray(0, Math.min(this.#fill, 100))).s;
-      throw this.#fail(`truncated header (${this.#fill} of 512 bytes)`, this.#pos);
+      throw this.#fail(
+        `truncated header (${this.#fill} of 512 bytes)`,
+        this.#pos,
+        GO_UNEXPECTED_EOF,
+      );
     }
     if (s === State.Header && this.#afterExt && this.#zeros === 0) {
       throw this.#fail("stream ends after an extension header", this.#pos);
     }
     if (s === State.Body || s === State.Ext) {
       const missing = s === State.Body ? this.#remaining : this.#ext!.length - this.#extFill;
-      throw this.#fail(`truncated body (${missing} bytes missing)`, this.#pos);
+      throw this.#fail(`truncated body (${missing} bytes missing)`, this.#pos, GO_UNEXPECTED_EOF);
     }
     if (s === State.Pad) throw this.#fail("truncated padding", this.#pos);
     if (s === State.SparseMap) throw this.#fail("truncated GNU sparse map", this.#pos);
@@ -475,7 +491,9 @@ export class TarParser {
       // Unverified, but the best name an error about this block can give.
       this.#name = cString(field(block, Field.name)).s;
     }
-    if (this.#zeros === 1) throw this.#fail("non-zero block after an end-of-archive block", at);
+    if (this.#zeros === 1) {
+      throw this.#fail("non-zero block after an end-of-archive block", at, GO_ERR_HEADER);
+    }
     const [u, s] = checksums(block);
     let h: TarHeader;
     try {
@@ -485,7 +503,7 @@ export class TarParser {
       }
       h = parseBlock(block);
     } catch (e) {
-      if (e instanceof HeaderProblem) throw this.#fail(e.message, at);
+      if (e instanceof HeaderProblem) throw this.#fail(e.message, at, GO_ERR_HEADER);
       throw e;
     }
     ev.raw?.(block);
@@ -518,7 +536,8 @@ export class TarParser {
       if (pax) mergePax(h, pax);
       if (pax) sparse = sparseFromPax(pax);
     } catch (e) {
-      if (e instanceof HeaderProblem || e instanceof SparseProblem) throw this.#fail(e.message, at);
+      if (e instanceof HeaderProblem) throw this.#fail(e.message, at, GO_ERR_HEADER);
+      if (e instanceof SparseProblem) throw this.#fail(e.message, at);
       throw e;
     }
     if (this.#longName) {
@@ -534,7 +553,7 @@ export class TarParser {
     if (h.typeflag === TypeFlag.RegA) {
       h.typeflag = h.name.endsWith("/") ? TypeFlag.Dir : TypeFlag.Reg;
     }
-    if (h.size < 0) throw this.#fail(`negative size ${h.size}`, at);
+    if (h.size < 0) throw this.#fail(`negative size ${h.size}`, at, GO_ERR_HEADER);
     if (!Number.isSafeInteger(h.size)) throw this.#fail(`absurd size ${h.size}`, at);
     if (isHeaderOnlyType(h.typeflag)) h.size = 0;
     this.#remaining = this.#size = h.size;
@@ -628,7 +647,7 @@ export class TarParser {
         }
       }
     } catch (e) {
-      if (e instanceof HeaderProblem) throw this.#fail(e.message, at);
+      if (e instanceof HeaderProblem) throw this.#fail(e.message, at, GO_ERR_HEADER);
       throw e;
     }
     this.#remaining = blockPadding(data.length);
