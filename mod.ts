@@ -7,7 +7,11 @@
  * ```ts ignore
  * import { defaultStoreOptions, Store } from "./mod.ts";
  * const store = await Store.open(await defaultStoreOptions());
- * for (const layer of await store.layers()) console.log(layer.id, layer.names ?? []);
+ * for (const image of await store.images()) console.log(image.id, image.names ?? []);
+ * const c = await store.createContainer("alpine", { names: ["scratchpad"] });
+ * console.log(await store.mount(c.id));
+ * await store.unmount(c.id);
+ * await store.deleteContainer(c.id);
  * await store.shutdown(false);
  * ```
  * @module
@@ -21,6 +25,19 @@ export type {
   LayerOptions,
   PutLayerOptions,
 } from "./lib/layers/layer.ts";
+export type {
+  AutoUserNsOptions,
+  Container,
+  CreateContainerOptions,
+  CreateImageOptions,
+  IDMappingOptions,
+  Image,
+  ImageBigDataItem,
+  ManifestDigester,
+  StoreSettings,
+} from "./lib/store/mod.ts";
+export { isValidDigest, manifestDigest } from "./lib/images/manifest_digest.ts";
+export type { StoredRecord } from "./lib/records/record_store.ts";
 export { defaultStoreOptions, parseStorageConf, type StoreOptions } from "./lib/config.ts";
 export { LockFile } from "./lib/lockfile.ts";
 export { generateID, isValidID, TruncIndex } from "./lib/ids.ts";
