@@ -32,6 +32,8 @@ import {
 import type { IDMap } from "../idmap.ts";
 import { TruncIndex } from "../ids.ts";
 import { LockFile } from "../lockfile.ts";
+import { log } from "../log.ts";
+import { LockedStore, mtimeOf } from "../locked_store.ts";
 import {
   applyNameOperation,
   bigDataFileName,
@@ -60,7 +62,7 @@ export interface LayerStoreConfig {
 }
 
 /** A set of layers kept in one layers.json. */
-export class LayerStore {
+export class LayerStore extends LockedStore {
   /** layers.json directory. */
   readonly layerDir: string;
   /** mountpoints.json directory. */
@@ -73,6 +75,8 @@ export class LayerStore {
   readonly gidMap: IDMap[];
   /** layers.lock. @internal */
   lockfile!: LockFile;
+  /** @internal */
+  protected readonly kind = "layers";
   /** mountpoints.lock (absent for read-only stores). @internal */
   mountsLockfile?: LockFile;
   /** Layers in creation order, as in layers.json. @internal */
@@ -90,9 +94,9 @@ export class LayerStore {
   /** @internal */
   idIndex: TruncIndex = new TruncIndex();
   #layersMtime = -1;
-  #writeLocked = false;
 
   private constructor(cfg: LayerStoreConfig) {
+    super();
     this.layerDir = cfg.layerDir;
     this.runDir = cfg.runDir;
     this.driver = cfg.driver;
@@ -120,11 +124,6 @@ export class LayerStore {
     return s;
   }
 
-  /** Whether the store can be changed (false for additional image stores). */
-  isReadWrite(): boolean {
-    return this.lockfile.isReadWrite();
-  }
-
   /** Path of layers.json. */
   get layersPath(): string {
     return join(this.layerDir, "layers.json");
@@ -145,64 +144,7 @@ export class LayerStore {
     return join(this.layerDir, id);
   }
 
-  // ---- locking -----------------------------------------------------------
-
-  /** Takes layers.lock for writing and reloads if another process changed the store. */
-  async startWriting(): Promise<void> {
-    if (!this.isReadWrite()) {
-      throw new ErrStoreIsReadOnly(this.layersPath, { detail: "not allowed to modify layers" });
-    }
-    await this.lockfile.lock();
-    this.#writeLocked = true;
-    try {
-      await this.reloadIfChanged();
-    } catch (e) {
-      this.stopWriting();
-      throw e;
-    }
-  }
-
-  /** Releases the write lock. */
-  stopWriting(): void {
-    this.#writeLocked = false;
-    this.lockfile.unlock();
-  }
-
-  /** Takes layers.lock for reading and reloads if another process changed the store. */
-  async startReading(): Promise<void> {
-    await this.lockfile.rLock();
-    try {
-      await this.reloadIfChanged();
-    } catch (e) {
-      this.lockfile.unlock();
-      throw e;
-    }
-  }
-
-  /** Releases the read lock. */
-  stopReading(): void {
-    this.lockfile.unlock();
-  }
-
-  /** Runs `fn` holding the write lock on a freshly reloaded store. */
-  async writing<T>(fn: () => Promise<T> | T): Promise<T> {
-    await this.startWriting();
-    try {
-      return await fn();
-    } finally {
-      this.stopWriting();
-    }
-  }
-
-  /** Runs `fn` holding the read lock on a freshly reloaded store. */
-  async reading<T>(fn: () => Promise<T> | T): Promise<T> {
-    await this.startReading();
-    try {
-      return await fn();
-    } finally {
-      this.stopReading();
-    }
-  }
+  // ---- reloading ---------------------------------------------------------
 
   /** Whether another process changed layers.json or the mount table since we last looked. */
   async modified(): Promise<boolean> {
@@ -267,7 +209,7 @@ export class LayerStore {
       addToDigestMap(byUncompressed, layer["diff-digest"], layer.id);
       if (readOnly) layer.readonly = true;
     }
-    if (shouldSave && (readOnly || !this.#writeLocked)) {
+    if (shouldSave && (readOnly || !this.writeLocked)) {
       throw new ErrDuplicateName(this.layersPath, {
         detail: "duplicate layer names in layers.json",
       });
@@ -285,10 +227,10 @@ export class LayerStore {
     } finally {
       this.mountsLockfile!.unlock();
     }
-    if (!this.#writeLocked) return;
+    if (!this.writeLocked) return;
     for (const layer of [...this.list]) {
       if (hasIncompleteFlag(layer)) {
-        console.warn(`Found incomplete layer ${JSON.stringify(layer.id)}, deleting it`);
+        log("warning", `Found incomplete layer ${JSON.stringify(layer.id)}, deleting it`);
         await this.deleteInternal(layer.id);
         shouldSave = true;
       }
@@ -344,7 +286,7 @@ export class LayerStore {
         detail: "not allowed to modify the layer store",
       });
     }
-    if (!this.#writeLocked) {
+    if (!this.writeLocked) {
       throw new StorageError(this.layersPath, { detail: "layer store is not locked for writing" });
     }
     await Deno.mkdir(this.layerDir, { recursive: true, mode: 0o700 });
@@ -584,16 +526,6 @@ export class LayerStore {
       })
       .map((l) => l.id);
     for (const id of ids) await this.delete(id);
-  }
-}
-
-/** mtime in ms of a file, or -1 when it does not exist. */
-async function mtimeOf(path: string): Promise<number> {
-  try {
-    return (await Deno.stat(path)).mtime?.getTime() ?? -1;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return -1;
-    throw e;
   }
 }
 

@@ -32,6 +32,7 @@ import {
 import { TruncIndex } from "../ids.ts";
 import { applyNameOperation, bigDataFileName, type NameOperation } from "../layers/encode.ts";
 import { LockFile } from "../lockfile.ts";
+import { LockedStore, mtimeOf } from "../locked_store.ts";
 
 /** The fields every image and container record has (JSON keys as in the files). */
 export interface StoredRecord {
@@ -67,7 +68,7 @@ export function sha256Digest(data: Uint8Array): string {
 }
 
 /** A set of records kept in one JSON file under one lock. */
-export abstract class RecordStore<T extends StoredRecord> {
+export abstract class RecordStore<T extends StoredRecord> extends LockedStore {
   /** The directory holding the JSON file, the lock and the big data directories. */
   readonly dir: string;
   /** The store's lock file. */
@@ -77,13 +78,13 @@ export abstract class RecordStore<T extends StoredRecord> {
   #byName = new Map<string, T>();
   #idIndex = new TruncIndex();
   #mtime = -1;
-  #writeLocked = false;
 
   /** "images" or "containers": names the JSON and lock files. */
-  protected abstract readonly kind: "images" | "containers";
+  protected abstract override readonly kind: "images" | "containers";
 
   /** @param cfg Where the store lives. @param lockfile Its lock. */
   protected constructor(cfg: RecordStoreConfig, lockfile: LockFile) {
+    super();
     this.dir = cfg.dir;
     this.lockfile = lockfile;
   }
@@ -116,67 +117,7 @@ export abstract class RecordStore<T extends StoredRecord> {
     return join(this.dir, id);
   }
 
-  /** Whether the store can be changed (false for additional image stores). */
-  isReadWrite(): boolean {
-    return this.lockfile.isReadWrite();
-  }
-
-  // ---- locking -----------------------------------------------------------
-
-  /** Takes the lock for writing and reloads what other processes changed. */
-  async startWriting(): Promise<void> {
-    this.checkWritable(`modify ${this.kind}`);
-    await this.lockfile.lock();
-    this.#writeLocked = true;
-    try {
-      await this.reloadIfChanged();
-    } catch (e) {
-      this.stopWriting();
-      throw e;
-    }
-  }
-
-  /** Releases the write lock. */
-  stopWriting(): void {
-    this.#writeLocked = false;
-    this.lockfile.unlock();
-  }
-
-  /** Takes the lock for reading and reloads what other processes changed. */
-  async startReading(): Promise<void> {
-    await this.lockfile.rLock();
-    try {
-      await this.reloadIfChanged();
-    } catch (e) {
-      this.lockfile.unlock();
-      throw e;
-    }
-  }
-
-  /** Releases the read lock. */
-  stopReading(): void {
-    this.lockfile.unlock();
-  }
-
-  /** Runs `fn` holding the write lock on a freshly reloaded store. */
-  async writing<R>(fn: () => Promise<R> | R): Promise<R> {
-    await this.startWriting();
-    try {
-      return await fn();
-    } finally {
-      this.stopWriting();
-    }
-  }
-
-  /** Runs `fn` holding the read lock on a freshly reloaded store. */
-  async reading<R>(fn: () => Promise<R> | R): Promise<R> {
-    await this.startReading();
-    try {
-      return await fn();
-    } finally {
-      this.stopReading();
-    }
-  }
+  // ---- reloading ---------------------------------------------------------
 
   /** Whether another process changed the store since we last loaded or saved it. */
   async modified(): Promise<boolean> {
@@ -229,7 +170,7 @@ export abstract class RecordStore<T extends StoredRecord> {
         byName.set(name, r);
       }
     }
-    if (repaired && (!this.isReadWrite() || !this.#writeLocked)) {
+    if (repaired && (!this.isReadWrite() || !this.writeLocked)) {
       throw new ErrDuplicateName(this.path, { detail: `duplicate names in ${this.kind}.json` });
     }
     this.reindex(records);
@@ -243,7 +184,7 @@ export abstract class RecordStore<T extends StoredRecord> {
   /** Writes the JSON file atomically and tells other processes it changed. */
   async save(): Promise<void> {
     this.checkWritable(`modify the ${this.kind} store`);
-    if (!this.#writeLocked) {
+    if (!this.writeLocked) {
       throw new StorageError(this.path, { detail: `${this.kind} store is not locked for writing` });
     }
     await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -506,15 +447,5 @@ function checkKey(key: string, action: string, kind: string): void {
     throw new ErrInvalidBigDataName(undefined, {
       detail: `can't ${action} ${what} big data item with an empty name`,
     });
-  }
-}
-
-/** mtime in ms of a file, or -1 when it does not exist. */
-async function mtimeOf(path: string): Promise<number> {
-  try {
-    return (await Deno.stat(path)).mtime?.getTime() ?? -1;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return -1;
-    throw e;
   }
 }
