@@ -53,125 +53,156 @@ export class StorageError extends Error {
 
 /** A layer ID, prefix or name matches no layer. */
 export class ErrLayerUnknown extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "layer not known";
 }
 /** An image ID, prefix or name matches no image. */
 export class ErrImageUnknown extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "image not known";
 }
 /** A container ID, prefix or name matches no container. */
 export class ErrContainerUnknown extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "container not known";
 }
 /** The parent named for a new layer does not exist. */
 export class ErrParentUnknown extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "parent of layer not known";
 }
 /** An ID given for a new object is already used. */
 export class ErrDuplicateID extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "that ID is already in use";
 }
 /** A name given to an object is already used by another object. */
 export class ErrDuplicateName extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "that name is already in use";
 }
 /** A write was attempted on a read-only store. */
 export class ErrStoreIsReadOnly extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "called a write method on a read-only store";
 }
 /** A layer cannot be deleted because other layers are built on it. */
 export class ErrLayerHasChildren extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "layer has children";
 }
 /** A layer cannot be deleted because an image uses it. */
 export class ErrLayerUsedByImage extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "layer is in use by an image";
 }
 /** A layer cannot be deleted because a container uses it. */
 export class ErrLayerUsedByContainer extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "layer is in use by a container";
 }
 /** An image cannot be deleted because a container uses it. */
 export class ErrImageUsedByContainer extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "image is in use by a container";
 }
 /** A container's layer was named as the parent of a new layer. */
 export class ErrParentIsContainer extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "would-be parent layer is a container";
 }
 /** The operation is not supported by this store or driver. */
 export class ErrNotSupported extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "not supported";
 }
 /** An unmount was asked for a layer that is not mounted. */
 export class ErrLayerNotMounted extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "layer is not mounted";
 }
 /** The size of an object is not known. */
 export class ErrSizeUnknown extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "size is not known";
 }
 /** An identifier matched something that is not a layer. */
 export class ErrNotALayer extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "identifier is not a layer";
 }
 /** An identifier matched something that is not an image. */
 export class ErrNotAnImage extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "identifier is not an image";
 }
 /** An identifier matched something that is not a container. */
 export class ErrNotAContainer extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "identifier is not a container";
 }
 /** An identifier matched no layer, image or container. */
 export class ErrNotAnID extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "identifier is not a layer, image, or container";
 }
 /** A required option was not given. */
 export class ErrIncompleteOptions extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "missing necessary options";
 }
 /** A big data key is not usable as a name. */
 export class ErrInvalidBigDataName extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "not a valid name for a big data item";
 }
 /** A digest of an item could not be computed. */
 export class ErrDigestUnknown extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "could not compute digest of item";
 }
 /** A unique-prefix lookup matched more than one ID. */
 export class ErrAmbiguousPrefix extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "ambiguous ID prefix";
 }
 /** An ID is not 64 lowercase hex characters where one is required. */
 export class ErrInvalidID extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "invalid ID";
 }
 /** A lock operation was attempted that the lock does not allow (e.g. writing a read-only lock). */
 export class ErrLockReadOnly extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "lock is read-only";
 }
 /** The configured or requested storage driver is not known or not usable. */
 export class ErrDriverNotSupported extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "driver not supported";
 }
 /** storage.conf (or an override of it) is malformed. */
 export class ErrConfig extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "invalid storage configuration";
 }
 /** A layer tarball is malformed or tries to escape its root. */
 export class ErrBadArchive extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "invalid layer archive";
 }
 /** A Deno permission the operation needs was not granted. */
 export class ErrPermission extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "missing Deno permission";
 }
 /** A UID/GID mapping spec (e.g. "0:100000:65536") or subordinate-ID entry is malformed. */
 export class ErrInvalidIDMap extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "invalid ID mapping";
 }
 /** An ID falls outside every range of a mapping, so it has no counterpart. */
 export class ErrUnmappedID extends StorageError {
+  /** The containers/storage wording of this error. */
   static override readonly base = "ID cannot be mapped";
 }
