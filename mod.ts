@@ -38,14 +38,23 @@ export type {
 } from "./lib/store/mod.ts";
 export { isValidDigest, manifestDigest } from "./lib/images/manifest_digest.ts";
 export type { StoredRecord } from "./lib/records/record_store.ts";
-export { defaultStoreOptions, parseStorageConf, type StoreOptions } from "./lib/config.ts";
+export {
+  defaultStoreOptions,
+  type DefaultStoreOptionsInput,
+  type OverlayConf,
+  parseStorageConf,
+  type StorageConf,
+  type StorageConfOptions,
+  type StoreOptions,
+} from "./lib/config.ts";
 export { LockFile } from "./lib/lockfile.ts";
+export { type LogLevel, type LogSink, setLogSink } from "./lib/log.ts";
 export { generateID, isValidID, TruncIndex } from "./lib/ids.ts";
 export { isIdentity, parseIDMap, toContainer, toHost } from "./lib/idmap.ts";
 export type { IDMap, IDMappings } from "./lib/idmap.ts";
 export { atomicWriteFile } from "./lib/atomic.ts";
 export * from "./drivers/driver.ts";
-export { driverNames, loadDriver, pickDriver } from "./drivers/registry.ts";
+export { driverNames, type DriverRoots, loadDriver, pickDriver } from "./drivers/registry.ts";
 export { SyscallError } from "./ffi/errors.ts";
 
 export {
@@ -54,8 +63,14 @@ export {
   type TarTime,
   TypeFlag,
 } from "./lib/archive/tar_header.ts";
-export { readTar, type TarEntry } from "./lib/archive/tar_reader.ts";
-export { TarWriter, writeTar } from "./lib/archive/tar_writer.ts";
+export { readTar, type ReadTarOptions, type TarEntry } from "./lib/archive/tar_reader.ts";
+export {
+  type TarFormat,
+  type TarWriteEntry,
+  type TarWriteOptions,
+  TarWriter,
+  writeTar,
+} from "./lib/archive/tar_writer.ts";
 export { rebuildTar, TarSplitPacker } from "./lib/archive/tar_split.ts";
 export {
   Compression,
@@ -65,5 +80,15 @@ export {
 } from "./lib/archive/compression.ts";
 export { inspectLayer, type LayerStreamInfo } from "./lib/archive/layer_stream.ts";
 export { type ApplyOptions, type ApplyResult, applyTar } from "./lib/archive/apply.ts";
-export { changesDirs, changesOverlay, changesSize } from "./lib/archive/changes.ts";
-export { exportChanges, exportTree } from "./lib/archive/export.ts";
+export {
+  changesDirs,
+  type ChangesDirsOptions,
+  changesOverlay,
+  changesSize,
+} from "./lib/archive/changes.ts";
+export {
+  exportChanges,
+  type ExportOptions,
+  exportTree,
+  type ExportTreeOptions,
+} from "./lib/archive/export.ts";

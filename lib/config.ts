@@ -26,7 +26,7 @@ import { geteuid } from "../ffi/process.ts";
 import { pathExists } from "./path_exists.ts";
 
 export { parseStorageConf, readStorageConf } from "./config_file.ts";
-export type { StorageConf, StorageConfOptions } from "./config_file.ts";
+export type { OverlayConf, StorageConf, StorageConfOptions } from "./config_file.ts";
 
 /** The system-wide file; it wins over {@linkcode VENDOR_CONFIG_FILE} when it exists. */
 export const SYSTEM_CONFIG_FILE = "/etc/containers/storage.conf";

@@ -20,12 +20,19 @@ import { ErrConfig } from "./errors.ts";
 
 /** `[storage.options.overlay]`. */
 export interface OverlayConf {
+  /** Keep going when chown to a mapped ID fails (rootless). */
   ignore_chown_errors?: string;
+  /** Comma-separated options for every mount of a layer. */
   mountopt?: string;
+  /** A FUSE program (e.g. fuse-overlayfs) that mounts layers instead of the kernel. */
   mount_program?: string;
+  /** Default size limit of a layer (XFS project quota). */
   size?: string;
+  /** Default inode limit of a layer (XFS project quota). */
   inodes?: string;
+  /** Do not make the driver home a private bind mount. */
   skip_mount_home?: string;
+  /** Permissions forced on layer content: "shared", "private" or octal digits. */
   force_mask?: string;
   /** Not known to 1.43; accepted so newer files load, and ignored. */
   use_composefs?: string;
@@ -33,29 +40,51 @@ export interface OverlayConf {
 
 /** `[storage.options]`; tables of drivers other than overlay and vfs are kept as plain strings. */
 export interface StorageConfOptions {
+  /** Read-only graph roots whose images and layers are usable. */
   additionalimagestores?: string[];
+  /** Additional layer stores (not used by 1.43 without a plugin). */
   additionallayerstores?: string[];
+  /** Default size limit of a layer (XFS project quota). */
   size?: string;
+  /** Default UID mapping of new layers ("container:host:size"). */
   "remap-uids"?: string;
+  /** Default GID mapping of new layers. */
   "remap-gids"?: string;
+  /** User whose /etc/subuid ranges make the default UID mapping. */
   "remap-user"?: string;
+  /** Group whose /etc/subgid ranges make the default GID mapping. */
   "remap-group"?: string;
+  /** Keep going when chown to a mapped ID fails (rootless). */
   ignore_chown_errors?: string;
   /** An integer mode in 1.43; an octal digit string is accepted too. */
   force_mask?: number;
+  /** A FUSE program (e.g. fuse-overlayfs) that mounts layers instead of the kernel. */
   mount_program?: string;
+  /** Comma-separated options for every mount of a layer. */
   mountopt?: string;
+  /** Do not make the driver home a private bind mount. */
   skip_mount_home?: string;
+  /** Options for image pulls, passed through to the caller. */
   pull_options?: Record<string, string>;
+  /** User whose subordinate IDs root's automatic user namespaces use. */
   "root-auto-userns-user"?: string;
+  /** Smallest automatic user namespace. */
   "auto-userns-min-size"?: number;
+  /** Largest automatic user namespace. */
   "auto-userns-max-size"?: number;
+  /** Ignore containers' volatile flag when mounting. */
   "disable-volatile"?: boolean;
+  /** `[storage.options.overlay]`. */
   overlay?: OverlayConf;
+  /** `[storage.options.vfs]`. */
   vfs?: { ignore_chown_errors?: string };
+  /** `[storage.options.aufs]` (no aufs driver here; kept for the file to load). */
   aufs?: { mountopt?: string };
+  /** `[storage.options.btrfs]` (no btrfs driver here). */
   btrfs?: { min_space?: string; size?: string };
+  /** `[storage.options.zfs]` (no zfs driver here). */
   zfs?: { mountopt?: string; fsname?: string; size?: string };
+  /** `[storage.options.thinpool]` (devicemapper; not supported). */
   thinpool?: Record<string, string>;
 }
 
@@ -65,6 +94,7 @@ export interface StorageConf {
   file: string;
   /** Line number (1-based) of each dotted key path as written in the file. */
   lines: Map<string, number>;
+  /** The `[storage]` table: roots, driver and the nested option tables. */
   storage: {
     driver?: string;
     runroot?: string;

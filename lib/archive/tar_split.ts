@@ -127,6 +127,7 @@ export interface TarSplitPackerOptions {
  */
 export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
   /**
+   * A pass-through stage that records the tar it sees as tar-split into `sink`.
    * @param sink Receives the gzip-compressed JSON lines.
    * @param opts `onHeader` sees every entry's header (saves callers a second parse).
    */

@@ -413,7 +413,10 @@ export class TarWriter {
   #w: WritableStreamDefaultWriter<Uint8Array>;
   #opts: TarWriteOptions;
 
-  /** @param opts Format wanted for every header. */
+  /**
+   * A writer whose entries come out of {@linkcode readable}.
+   * @param opts Format wanted for every header.
+   */
   constructor(opts: TarWriteOptions = {}) {
     const ts = new TransformStream<Uint8Array, Uint8Array>();
     this.readable = ts.readable;
