@@ -21,8 +21,9 @@ import { Store } from "./lib/store/mod.ts";
 import type { Command, Context } from "./lib/cli/command.ts";
 import { commands, findCommand } from "./lib/cli/commands.ts";
 import { type ErrorHandling, ExitError, FlagError, FlagSet, PROG } from "./lib/cli/flags.ts";
-import { type CliIO, debugLine, goList, stdio } from "./lib/cli/io.ts";
+import { type CliIO, goList, logLine, stdio } from "./lib/cli/io.ts";
 import { goMessage } from "./lib/cli/messages.ts";
+import { setLogSink } from "./lib/log.ts";
 
 /** The options the global flags set. */
 interface GlobalOptions {
@@ -178,34 +179,42 @@ async function run(args: string[], io: CliIO): Promise<number> {
   }
   readGlobals(fs, o);
   if (o.debug) {
-    io.err.write(debugLine(`Root: ${o.graphRoot}`));
-    io.err.write(debugLine(`Run Root: ${o.runRoot}`));
-    io.err.write(debugLine(`Driver Name: ${o.graphDriverName}`));
-    io.err.write(debugLine(`Driver Options: ${goList(o.graphDriverOptions)}`));
+    io.err.write(logLine("debug", `Root: ${o.graphRoot}`));
+    io.err.write(logLine("debug", `Run Root: ${o.runRoot}`));
+    io.err.write(logLine("debug", `Driver Name: ${o.graphDriverName}`));
+    io.err.write(logLine("debug", `Driver Options: ${goList(o.graphDriverOptions)}`));
   }
-  const ctx: Context = {
-    name,
-    args: rest,
-    flags: fs,
-    io,
-    get store(): Store {
-      throw new Error(`${name} runs without a store`);
-    },
-  };
-  if (!command.storeless) {
-    const store = configError ?? await openStore(o, storeOptions);
-    if (typeof store === "string") {
-      io.out.write(`error initializing: ${store}\n`);
+  // The reference sets logrus to its error level, or to debug with --debug.
+  const previousSink = setLogSink((level, msg) => {
+    if (o.debug || level === "error") io.err.write(logLine(level, msg));
+  });
+  try {
+    const ctx: Context = {
+      name,
+      args: rest,
+      flags: fs,
+      io,
+      get store(): Store {
+        throw new Error(`${name} runs without a store`);
+      },
+    };
+    if (!command.storeless) {
+      const store = configError ?? await openStore(o, storeOptions);
+      if (typeof store === "string") {
+        io.out.write(`error initializing: ${store}\n`);
+        return 1;
+      }
+      Object.defineProperty(ctx, "store", { value: store });
+    }
+    try {
+      return await command.action(ctx);
+    } catch (e) {
+      if (e instanceof ExitError) throw e;
+      io.err.write(`${goMessage(e)}\n`);
       return 1;
     }
-    Object.defineProperty(ctx, "store", { value: store });
-  }
-  try {
-    return await command.action(ctx);
-  } catch (e) {
-    if (e instanceof ExitError) throw e;
-    io.err.write(`${goMessage(e)}\n`);
-    return 1;
+  } finally {
+    setLogSink(previousSink);
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ExitError, FlagError, FlagSet, HELP_REQUESTED } from "../lib/cli/flags.ts";
-import { debugLine, goJSON, goList, goQuote, MemorySink } from "../lib/cli/io.ts";
+import { goJSON, goList, goQuote, logLine, MemorySink } from "../lib/cli/io.ts";
 
 function layersFlags(errorHandling: "exit" | "continue" = "exit") {
   const io = { out: new MemorySink(), err: new MemorySink() };
@@ -120,9 +120,11 @@ Deno.test("cli io: Go formatting helpers", () => {
   assert.equal(goList([]), "[]");
   assert.equal(goJSON({ a: "<&>", b: [1] }), '{"a":"\\u003c\\u0026\\u003e","b":[1]}\n');
   assert.equal(goQuote('a "b"\n\x01é'), '"a \\"b\\"\\n\\x01é"');
+  const t = new Date(Date.UTC(2026, 0, 2, 3, 4, 5));
   assert.equal(
-    debugLine("Root: /x", new Date(Date.UTC(2026, 0, 2, 3, 4, 5))).replace(/time="[^"]*"/, "T"),
+    logLine("debug", "Root: /x", t).replace(/time="[^"]*"/, "T"),
     'T level=debug msg="Root: /x"\n',
   );
-  assert.match(debugLine("plain"), /msg=plain\n$/);
+  assert.match(logLine("debug", "plain"), /level=debug msg=plain\n$/);
+  assert.match(logLine("warning", 'a "b"'), /level=warning msg="a \\"b\\""\n$/);
 });

@@ -2,13 +2,15 @@
  * Crash safety: a child Deno process putting a large layer (a generated tar
  * announcing a 400 MB file, streamed slowly) is SIGKILLed half-way. The
  * next open — ours, or the reference CLI's — must delete the incomplete
- * layer and leave no orphan directory or file behind.
+ * layer and leave no orphan directory or file behind, and tell of it as a
+ * logrus warning only with --debug, as the reference does.
  * @module
  */
 
 import { join } from "node:path";
 import { Store } from "../lib/store/mod.ts";
-import { isRoot, reference, referenceCli, removeTree, tempDir } from "./helpers.ts";
+import { type LogLevel, setLogSink } from "../lib/log.ts";
+import { isRoot, referenceCli, removeTree, run, tempDir } from "./helpers.ts";
 import { assert, assertEquals, listDir, storeOpts } from "./store_helpers.ts";
 
 const CHILD = new URL("./store_child.ts", import.meta.url).pathname;
@@ -95,7 +97,15 @@ Deno.test({
     const root = await tempDir("crash-ours-");
     try {
       const id = await killMidPut(root);
-      const s = await Store.open(storeOpts(root));
+      const logged: [LogLevel, string][] = [];
+      const previous = setLogSink((level, msg) => logged.push([level, msg]));
+      let s: Store;
+      try {
+        s = await Store.open(storeOpts(root));
+      } finally {
+        setLogSink(previous);
+      }
+      assertEquals(logged, [["warning", `Found incomplete layer "${id}", deleting it`]]);
       assertEquals(await s.layers(), []);
       assert(!(await s.exists(id)));
       await s.shutdown(false);
@@ -107,20 +117,46 @@ Deno.test({
 });
 
 Deno.test({
-  name: "SIGKILL during a large put: the reference CLI's next open cleans up",
+  name: "SIGKILL during a large put: the CLIs' next open cleans up, telling so only with --debug",
   ignore: !isRoot || !referenceCli,
   fn: async () => {
-    const root = await tempDir("crash-ref-");
-    try {
-      await killMidPut(root);
-      const out = await reference({ graph: join(root, "g"), run: join(root, "r"), driver: "vfs" }, [
-        "layers",
-        "-j",
-      ]);
-      assertEquals(out.stdout.trim(), "[]");
-      await assertClean(root);
-    } finally {
-      await removeTree(root);
+    const cli = new URL("../cli.ts", import.meta.url).pathname;
+    const clis: Record<string, (args: string[]) => ReturnType<typeof run>> = {
+      ours: (args) => run(Deno.execPath(), ["run", "-A", cli, ...args]),
+      reference: (args) => run(referenceCli!, args),
+    };
+    for (const [who, cs] of Object.entries(clis)) {
+      for (const debug of [[], ["--debug"]]) {
+        const what = `${who} ${debug.join("")}`;
+        const root = await tempDir("crash-log-");
+        try {
+          const id = await killMidPut(root);
+          const r = await cs([
+            "-g",
+            join(root, "g"),
+            "-R",
+            join(root, "r"),
+            "-s",
+            "vfs",
+            ...debug,
+            "layers",
+          ]);
+          assertEquals([r.code, r.stdout], [0, ""], `${what}: ${r.stderr}`);
+          // logrus's warning line, shown at the debug level the reference sets with --debug
+          const told = r.stderr.split("\n").filter((l) => l.includes("incomplete"));
+          const line = `level=warning msg="Found incomplete layer \\"${id}\\", deleting it"`;
+          assertEquals(
+            told.map((l) =>
+              l.replace(/^time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)" /, "")
+            ),
+            debug.length > 0 ? [line] : [],
+            what,
+          );
+          await assertClean(root);
+        } finally {
+          await removeTree(root);
+        }
+      }
     }
   },
 });

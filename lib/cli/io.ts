@@ -2,7 +2,7 @@
  * Output plumbing of the CLI: synchronous text writers for stdout/stderr
  * (so messages interleave exactly as the reference prints them) and the
  * Go-style formatting helpers the reference output relies on (`%v` of a
- * slice, `%q`, JSON as `json.Encoder` writes it, logrus debug lines).
+ * slice, `%q`, JSON as `json.Encoder` writes it, logrus lines).
  *
  * @example
  * ```ts
@@ -14,6 +14,7 @@
  */
 
 import { goStringify } from "../go_json.ts";
+import type { LogLevel } from "../log.ts";
 
 /** A synchronous sink for text or bytes. */
 export interface Sink {
@@ -92,10 +93,10 @@ export function goQuote(s: string): string {
   return out + '"';
 }
 
-/** logrus's text-formatter line for a debug message, as the reference prints with --debug. */
-export function debugLine(msg: string, now: Date = new Date()): string {
+/** logrus's text-formatter line for a message, as the reference prints on stderr. */
+export function logLine(level: LogLevel, msg: string, now: Date = new Date()): string {
   const quoted = /^[A-Za-z0-9\-._/@^+]+$/.test(msg) ? msg : goQuote(msg);
-  return `time="${rfc3339(now)}" level=debug msg=${quoted}\n`;
+  return `time="${rfc3339(now)}" level=${level} msg=${quoted}\n`;
 }
 
 /** RFC 3339 with seconds and the local offset ("Z" for UTC), like Go's time.RFC3339. */

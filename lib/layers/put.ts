@@ -18,6 +18,7 @@ import { atomicWriteFile } from "../atomic.ts";
 import { ErrDuplicateID, ErrDuplicateName, ErrLayerUnknown, StorageError } from "../errors.ts";
 import type { IDMap, IDMappings } from "../idmap.ts";
 import { generateID } from "../ids.ts";
+import { log } from "../log.ts";
 import { dedupeNames, nowRFC3339Nano } from "./encode.ts";
 import { copyLayer, INCOMPLETE_FLAG, type Layer, layerMappings } from "./layer.ts";
 import { addToDigestMap, type LayerStore, removeFromDigestMap } from "./layer_store.ts";
@@ -173,7 +174,8 @@ export async function put(s: LayerStore, opts: PutOptions): Promise<PutResult> {
   } finally {
     if (!succeeded) {
       await s.delete(id).catch((e) => {
-        console.error(
+        log(
+          "error",
           `While recovering from a failure, error deleting layer ${JSON.stringify(id)}: ${e}`,
         );
       });
