@@ -90,12 +90,13 @@ export async function run(
 
 /**
  * Runs the reference CLI against a store (`-g graph -R run -s driver`) and
- * throws with its stderr when it fails.
+ * throws with its stderr when it fails. `env` adds to the environment (for
+ * example CONTAINERS_STORAGE_CONF, see {@linkcode writeStorageConf}).
  */
 export async function reference(
   root: { graph: string; run: string; driver: string },
   args: string[],
-  opts: { stdin?: Uint8Array } = {},
+  opts: { stdin?: Uint8Array; env?: Record<string, string> } = {},
 ): Promise<RunResult> {
   if (!referenceCli) throw new Error("reference containers-storage CLI is not installed");
   const r = await run(referenceCli, [
@@ -120,4 +121,23 @@ export async function sha256File(path: string): Promise<string> {
   const f = await Deno.open(path);
   for await (const chunk of f.readable) h.update(chunk);
   return h.digest("hex");
+}
+
+/**
+ * Writes a storage.conf naming only this store (driver, graph root, run
+ * root) to `path`, so that tools pointed at it with CONTAINERS_STORAGE_CONF
+ * ignore the machine's /etc/containers/storage.conf (mount programs,
+ * additional image stores, options of the user's own setup).
+ * @returns the environment entry to pass to the tools
+ */
+export async function writeStorageConf(
+  path: string,
+  root: { graph: string; run: string; driver: string },
+): Promise<Record<string, string>> {
+  await Deno.writeTextFile(
+    path,
+    `[storage]\ndriver = ${JSON.stringify(root.driver)}\n` +
+      `graphroot = ${JSON.stringify(root.graph)}\nrunroot = ${JSON.stringify(root.run)}\n`,
+  );
+  return { CONTAINERS_STORAGE_CONF: path };
 }

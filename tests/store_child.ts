@@ -4,6 +4,12 @@
  * - `open <root>`: opens the vfs store at root (prints "ok" or the error).
  * - `put <root> <name>`: puts a layer named <name> from the tar on stdin, prints its ID.
  * - `many <root> <prefix> <n>`: puts <n> small layers named <prefix>-<i>, each on the previous.
+ * - `churn <root> <prefix> <deadline ms>`: until the deadline (epoch ms), creates layers, images
+ *   and containers named <prefix>-l<i>, -i<i>, -c<i> (writing a file into each container through
+ *   a mount) and deletes containers and images at random; prints one JSON line
+ *   `{"op":"create"|"delete","kind","name","id"}` after each change is made, then "done".
+ * - `create-container <root> <image> <name>`: prints "start", creates the container, prints its ID.
+ * - `delete-image <root> <image>`: prints "start", deletes the image, prints the removed layers.
  * @module
  */
 
@@ -37,9 +43,63 @@ try {
       parent = layer.id;
     }
     console.log("done");
+  } else if (cmd === "churn") {
+    await churn(s, rest[0], Number(rest[1]));
+    // Not shutdown(): it refuses while any process has a layer of the store mounted, as in 1.43.
+    s.free();
+    console.log("done");
+    Deno.exit(0);
+  } else if (cmd === "create-container") {
+    console.log("start");
+    console.log((await s.createContainer(rest[0], { names: [rest[1]] })).id);
+  } else if (cmd === "delete-image") {
+    console.log("start");
+    console.log(JSON.stringify(await s.deleteImage(rest[0])));
   }
   await s.shutdown(false);
 } catch (e) {
   console.log(`${(e as Error).name}: ${(e as Error).message}`);
   Deno.exit(3);
+}
+
+/** The `churn` loop: each step either makes a layer+image+container or deletes one of ours. */
+async function churn(s: Store, prefix: string, deadline: number): Promise<void> {
+  const report = (op: string, kind: string, name: string, id: string) =>
+    console.log(JSON.stringify({ op, kind, name, id }));
+  const live: { image: string; layer: string; i: number; container?: string }[] = [];
+  for (let i = 0; Date.now() < deadline; i++) {
+    if (live.length < 3 || Math.random() < 0.5) {
+      const tar = buildTar([{ name: `${prefix}/`, type: "5" }, {
+        name: `${prefix}/l${i}`,
+        data: `${prefix} ${i}\n`,
+      }]);
+      const { layer } = await s.putLayer({ names: [`${prefix}-l${i}`], diff: streamOf(tar) });
+      report("create", "layer", `${prefix}-l${i}`, layer.id);
+      const image = await s.createImage(layer.id, {
+        names: [`${prefix}-i${i}`],
+        bigData: [{ key: "config", data: new TextEncoder().encode(`${prefix} ${i}`) }],
+      });
+      report("create", "image", `${prefix}-i${i}`, image.id);
+      const c = await s.createContainer(image.id, { names: [`${prefix}-c${i}`] });
+      const dir = await s.mount(c.id);
+      await Deno.writeTextFile(`${dir}/owner`, `${prefix}-c${i}`);
+      await s.unmount(c.id);
+      report("create", "container", `${prefix}-c${i}`, c.id);
+      live.push({ image: image.id, layer: layer.id, i, container: c.id });
+      continue;
+    }
+    const k = Math.floor(Math.random() * live.length);
+    const e = live[k];
+    if (e.container) {
+      await s.deleteContainer(e.container);
+      report("delete", "container", `${prefix}-c${e.i}`, e.container);
+      e.container = undefined;
+      continue;
+    }
+    const removed = await s.deleteImage(e.image);
+    report("delete", "image", `${prefix}-i${e.i}`, e.image);
+    if (!removed.includes(e.layer)) throw new Error(`deleting ${e.image} kept its layer`);
+    report("delete", "layer", `${prefix}-l${e.i}`, e.layer);
+    live.splice(k, 1);
+  }
 }
