@@ -2,7 +2,8 @@
  * UID/GID mappings between a container's ID space and the host's, in the
  * shape containers/storage stores them in layers.json (`uidmap`/`gidmap`):
  * parsing "container:host:size" specs and /etc/subuid, and mapping IDs
- * both ways.
+ * both ways (also as containers/storage re-owns files: unmapped IDs to the
+ * overflow ID).
  *
  * @example
  * ```ts
@@ -134,6 +135,57 @@ export function toContainer(id: number, maps: IDMap[]): number {
     }
   }
   throw new ErrUnmappedID(String(id), { detail: "host ID has no container ID in the mapping" });
+}
+
+/** The owner of a file: a UID and a GID. */
+export interface IDPair {
+  /** User ID. */
+  uid: number;
+  /** Group ID. */
+  gid: number;
+}
+
+/**
+ * The ID the kernel shows for IDs it cannot map. containers/storage 1.43
+ * reads /proc/sys/kernel/overflowuid (and overflowgid) but parses the text
+ * with its trailing newline, which fails, so it always uses this default.
+ */
+export const OVERFLOW_ID = 65534;
+
+/**
+ * The host IDs of container root under `m`, as idtools.GetRootUIDGID gives
+ * them: the host ID of container ID 0, or the only host ID of a mapping of
+ * a single ID (whatever its container ID).
+ * @throws {ErrUnmappedID} if container ID 0 is not mapped.
+ */
+export function rootPair(m: IDMappings): IDPair {
+  const root = (maps: IDMap[]) =>
+    maps.length === 1 && maps[0].size === 1 ? maps[0].host_id : toHost(0, maps);
+  return { uid: root(m.uidMap), gid: root(m.gidMap) };
+}
+
+/**
+ * Maps a container owner to the host as idtools' ToHostOverflow does: an ID
+ * that no range covers becomes {@linkcode OVERFLOW_ID}, except one equal to
+ * the host ID of container root, which is kept.
+ */
+export function toHostOverflow(pair: IDPair, m: IDMappings): IDPair {
+  let root: IDPair = { uid: -1, gid: -1 }; // when 0 is unmapped, Go compares with -1
+  try {
+    root = rootPair(m);
+  } catch (e) {
+    if (!(e instanceof ErrUnmappedID)) throw e;
+  }
+  const host = (id: number, rootID: number, maps: IDMap[]) => {
+    if (id === rootID) return id;
+    try {
+      return toHost(id, maps);
+    } catch (e) {
+      if (!(e instanceof ErrUnmappedID)) throw e;
+      return OVERFLOW_ID;
+    }
+  };
+  return { uid: host(pair.uid, root.uid, m.uidMap), gid: host(pair.gid, root.gid, m.gidMap) };
 }
 
 /**

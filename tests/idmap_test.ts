@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import {
   idMappingsForUser,
   isIdentity,
+  OVERFLOW_ID,
   parseIDMap,
   parseSubIDs,
+  rootPair,
   toContainer,
   toHost,
+  toHostOverflow,
 } from "../lib/idmap.ts";
 import { ErrInvalidIDMap, ErrUnmappedID } from "../lib/errors.ts";
 import { removeTree, tempDir } from "./helpers.ts";
@@ -116,4 +119,26 @@ Deno.test("idMappingsForUser reads subuid and subgid files", async () => {
   } finally {
     await removeTree(dir);
   }
+});
+
+Deno.test("rootPair and toHostOverflow follow idtools' GetRootUIDGID and ToHostOverflow", () => {
+  const m = { uidMap: parseIDMap("0:1000:100"), gidMap: parseIDMap("0:2000:100") };
+  assert.deepEqual(rootPair(m), { uid: 1000, gid: 2000 });
+  // a mapping of one ID gives root that ID, whatever its container ID
+  assert.deepEqual(rootPair({ uidMap: parseIDMap("7:3000:1"), gidMap: [] }), { uid: 3000, gid: 0 });
+  assert.throws(() => rootPair({ uidMap: parseIDMap("1:1000:10"), gidMap: [] }), ErrUnmappedID);
+  assert.deepEqual(toHostOverflow({ uid: 5, gid: 99 }, m), { uid: 1005, gid: 2099 });
+  assert.deepEqual(toHostOverflow({ uid: 100, gid: 70000 }, m), {
+    uid: OVERFLOW_ID,
+    gid: OVERFLOW_ID,
+  });
+  // an ID equal to root's host ID is kept, mapped or not
+  assert.deepEqual(toHostOverflow({ uid: 1000, gid: 2000 }, m), { uid: 1000, gid: 2000 });
+  // without a root, nothing is kept: every ID is mapped or overflows
+  const rootless = { uidMap: parseIDMap("1:1000:10"), gidMap: parseIDMap("1:2000:10") };
+  assert.deepEqual(toHostOverflow({ uid: 2, gid: 0 }, rootless), { uid: 1001, gid: OVERFLOW_ID });
+  assert.deepEqual(toHostOverflow({ uid: 3, gid: 4 }, { uidMap: [], gidMap: [] }), {
+    uid: 3,
+    gid: 4,
+  });
 });

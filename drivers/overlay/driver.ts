@@ -25,7 +25,7 @@ import type {
   FileGetter,
   MountOpts,
 } from "../driver.ts";
-import { type IDMappings, toHost } from "../../lib/idmap.ts";
+import { type IDMappings, rootPair, toHost } from "../../lib/idmap.ts";
 import { ErrLayerUnknown, ErrNotSupported } from "../../lib/errors.ts";
 import { getpagesize, symlink } from "../../ffi/fs.ts";
 import { applyTar } from "../../lib/archive/apply.ts";
@@ -47,7 +47,8 @@ import {
   unmountProgramMount,
 } from "./mounting.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
-import { chownByMaps, diffName, rotateDiffs } from "./idmap.ts";
+import { diffName, rotateDiffs } from "./idmap.ts";
+import { chownPathByMaps } from "../chown.ts";
 import { DiffDirsGetter, directorySize, releaseAfter } from "./diff.ts";
 import { detachMapped, idmapDisabledByEnv, mapLowers, type MappedLowers } from "./idmapped.ts";
 import { pathExists } from "../../lib/path_exists.ts";
@@ -548,14 +549,13 @@ export class OverlayDriver implements Driver {
     mountLabel: string,
   ): Promise<void> {
     const dir = await this.#existingDir(id);
-    const uid = toHost(0, toHostMaps.uidMap);
-    const gid = toHost(0, toHostMaps.gidMap);
+    const { uid, gid } = rootPair(toHostMaps);
     const fs = await this.#locks.run(
       id,
       () => this.#get(id, true, { mountLabel, options: this.opts.mountOptions.split(",") }),
     );
     try {
-      await chownByMaps(fs, toContainer, toHostMaps);
+      await chownPathByMaps(fs, toContainer, toHostMaps);
     } finally {
       await this.put(id);
     }

@@ -22,8 +22,9 @@ import { changesDirs, changesSize } from "../../lib/archive/changes.ts";
 import { exportChanges, exportTree } from "../../lib/archive/export.ts";
 import { openFileStream } from "../../lib/archive/file_stream.ts";
 import { ErrDriverNotSupported } from "../../lib/errors.ts";
-import { type IDMappings, toContainer, toHost } from "../../lib/idmap.ts";
-import { lchown, lgetxattr, lsetxattr, lstatNs, S_IFLNK, S_IFMT } from "../../ffi/fs.ts";
+import { type IDMappings, toHost } from "../../lib/idmap.ts";
+import { lchown } from "../../ffi/fs.ts";
+import { chownPathByMaps } from "../chown.ts";
 import type {
   ApplyDiffOpts,
   Change,
@@ -44,9 +45,6 @@ function parseBool(key: string, v: string): boolean {
     detail: `${key}: strconv.ParseBool: parsing ${JSON.stringify(v)}: invalid syntax`,
   });
 }
-
-/** UID/GID 65534, used for IDs a mapping cannot express (Go's ToHostOverflow). */
-const OVERFLOW_ID = 65534;
 
 class VfsDriver implements Driver {
   readonly name = "vfs";
@@ -260,46 +258,12 @@ class VfsDriver implements Driver {
     toContainerMaps: IDMappings,
     toHostMaps: IDMappings,
   ): Promise<void> {
-    await chownTree(await this.get(id), toContainerMaps, toHostMaps);
+    await chownPathByMaps(await this.get(id), toContainerMaps, toHostMaps);
   }
 
   additionalImageStores(): string[] {
     return this.homes.slice(1);
   }
-}
-
-/** Re-owns every file of a tree from one mapping to another, keeping set-id bits and capabilities. */
-async function chownTree(root: string, from: IDMappings, to: IDMappings): Promise<void> {
-  const visit = async (path: string) => {
-    const st = lstatNs(path);
-    let uid = st.uid, gid = st.gid;
-    try {
-      uid = toContainer(uid, from.uidMap);
-      gid = toContainer(gid, from.gidMap);
-    } catch (e) {
-      if (st.uid !== 0 || st.gid !== 0) throw e;
-    }
-    const host = (v: number, maps: typeof from.uidMap) => {
-      try {
-        return toHost(v, maps);
-      } catch {
-        return OVERFLOW_ID;
-      }
-    };
-    uid = host(uid, to.uidMap);
-    gid = host(gid, to.gidMap);
-    if (uid !== st.uid || gid !== st.gid) {
-      const cap = lgetxattr(path, "security.capability");
-      lchown(path, uid, gid);
-      const isLink = (st.mode & S_IFMT) === S_IFLNK;
-      if (!isLink && (st.mode & 0o6000) !== 0) await Deno.chmod(path, st.mode & 0o7777);
-      if (cap !== null) lsetxattr(path, "security.capability", cap);
-    }
-    if ((await Deno.lstat(path)).isDirectory) {
-      for await (const e of Deno.readDir(path)) await visit(join(path, e.name));
-    }
-  };
-  await visit(root);
 }
 
 /** The vfs driver module for the registry. */
