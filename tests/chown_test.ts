@@ -4,7 +4,9 @@
  * reference, each on its own store, must leave the same owners, modes,
  * capabilities and hard links below the new layer's root. Owners outside
  * the new mapping become 65534, except one equal to the host ID of root; a
- * parent's 0:0 owner outside the parent's mapping counts as container root.
+ * parent's 0:0 owner outside the parent's mapping counts as container root;
+ * a hard-linked file is re-owned once (re-owning it again through its
+ * second name was our "host ID has no container ID in the mapping").
  * @module
  */
 
@@ -37,6 +39,8 @@ const parentTar = buildTar([
 const mappableTar = buildTar([
   { name: "in", data: "i", uid: 5, gid: 5 },
   { name: "root", data: "r", uid: 0, gid: 0 },
+  { name: "hard", data: "h", uid: 6, gid: 6 },
+  { name: "hard2", type: "1", link: "hard", uid: 6, gid: 6 },
 ]);
 
 const MAP_A = ["--uidmap", "0:1000:100", "--gidmap", "0:2000:100"];
@@ -109,6 +113,7 @@ for (const driver of ["vfs", "overlay"]) {
         assert.equal(mapped["/hard2"], "100644 1006:2006 n2");
         const remapped = trees[0]["mapped from other mappings"];
         assert.equal(remapped["/new"], "100644 5000:6000 n1", "0:0 is taken as container root");
+        assert.equal(remapped["/hard2"], "100644 5006:6006 n2", "re-owned once");
       } finally {
         await removeTree(root);
       }
