@@ -20,7 +20,14 @@ import { defaultStoreOptions, type StoreOptions } from "./lib/config.ts";
 import { Store } from "./lib/store/mod.ts";
 import type { Command, Context } from "./lib/cli/command.ts";
 import { commands, findCommand } from "./lib/cli/commands.ts";
-import { type ErrorHandling, ExitError, FlagError, FlagSet, PROG } from "./lib/cli/flags.ts";
+import {
+  type ErrorHandling,
+  ExitError,
+  FlagError,
+  FlagSet,
+  GoPanic,
+  PROG,
+} from "./lib/cli/flags.ts";
 import { type CliIO, goList, logLine, stdio } from "./lib/cli/io.ts";
 import { goMessage } from "./lib/cli/messages.ts";
 import { setLogSink } from "./lib/log.ts";
@@ -103,6 +110,9 @@ export async function main(args: string[], io: CliIO = stdio): Promise<number> {
   try {
     return await run(args, io);
   } catch (e) {
+    if (e instanceof GoPanic) {
+      io.err.write(`${e.partial}panic: ${e.panic}\n\ngoroutine 1 [running]:\n`);
+    }
     if (e instanceof ExitError) return e.code;
     throw e;
   }

@@ -18,12 +18,14 @@ export interface Root {
   graph: string;
   /** Run root. */
   run: string;
+  /** Storage driver the tools use on it. */
+  driver: string;
 }
 
-/** Creates an empty store root. */
-export async function newRoot(prefix = "cli-"): Promise<Root> {
+/** Creates an empty store root for `driver`. */
+export async function newRoot(prefix = "cli-", driver = "vfs"): Promise<Root> {
   const dir = await tempDir(prefix);
-  return { dir, graph: `${dir}/graph`, run: `${dir}/run` };
+  return { dir, graph: `${dir}/graph`, run: `${dir}/run`, driver };
 }
 
 /** Removes a store root (unmounting what is mounted below it). */
@@ -39,23 +41,23 @@ export interface CsOpts {
   env?: Record<string, string>;
 }
 
-/** Runs our CLI on `root` with the vfs driver. */
+/** Runs our CLI on `root` with its driver. */
 export function ours(root: Root, args: string[], opts: CsOpts = {}): Promise<RunResult> {
   return run(
     Deno.execPath(),
-    ["run", "-A", cli, "-g", root.graph, "-R", root.run, "-s", "vfs", ...args],
+    ["run", "-A", cli, "-g", root.graph, "-R", root.run, "-s", root.driver, ...args],
     opts,
   );
 }
 
-/** Runs the reference CLI on `root` with the vfs driver. */
+/** Runs the reference CLI on `root` with its driver. */
 export function theirs(root: Root, args: string[], opts: CsOpts = {}): Promise<RunResult> {
   // By name, so that its argv[0] (quoted in its messages) is "containers-storage".
   return run("bash", [
     "-c",
     'exec -a containers-storage "$0" "$@"',
     referenceCli!,
-    ...["-g", root.graph, "-R", root.run, "-s", "vfs", ...args],
+    ...["-g", root.graph, "-R", root.run, "-s", root.driver, ...args],
   ], opts);
 }
 

@@ -21,9 +21,20 @@ function theirs(args: string[], env?: Record<string, string>): Promise<RunResult
   });
 }
 
+/**
+ * The reference's `copy` usage panics (its flag has an empty name): the
+ * goroutine dump after the panic message holds addresses that vary, so
+ * stderr is compared up to it.
+ */
+function withoutGoroutines(r: RunResult): RunResult {
+  const head = "goroutine 1 [running]:\n";
+  const at = r.stderr.indexOf(head);
+  return at === -1 ? r : { ...r, stderr: r.stderr.slice(0, at + head.length) };
+}
+
 async function same(args: string[]): Promise<void> {
   const [a, b] = await Promise.all([ours(args), theirs(args)]);
-  assert.deepEqual(a, b, `output of ${args.join(" ")}`);
+  assert.deepEqual(a, withoutGoroutines(b), `output of ${args.join(" ")}`);
 }
 
 Deno.test({
@@ -47,15 +58,6 @@ Deno.test({
   },
 });
 
-/** Our program usage is the reference's, minus the commands we do not have (yet). */
-function onlyOurCommands(text: string): string {
-  const names = new Set(commands.map((c) => c.names[0]));
-  return text.split("\n").filter((line) => {
-    const m = line.match(/^ {2}(\S+) {2,}/);
-    return !m || line.startsWith("  -") || names.has(m[1]);
-  }).join("\n");
-}
-
 Deno.test({
   name: "cli help: program usage (--help, no arguments, -h, bad flag, flags only)",
   ignore: noReference,
@@ -70,10 +72,8 @@ Deno.test({
       ] as const
     ) {
       const [a, b] = await Promise.all([ours([...args]), theirs([...args])]);
-      assert.equal(a.code, code);
       assert.equal(b.code, code);
-      assert.equal(a.stdout, onlyOurCommands(b.stdout), `stdout of ${args.join(" ")}`);
-      assert.equal(a.stderr, onlyOurCommands(b.stderr), `stderr of ${args.join(" ")}`);
+      assert.deepEqual(a, b, `output of ${args.join(" ")}`);
     }
   },
 });
@@ -94,6 +94,25 @@ Deno.test({
       ["applydiff", "a", "b"],
       ["status", "extra"],
       ["frobnicate"],
+      ["images", "extra"],
+      ["images-by-digest"],
+      ["images-by-digest", "a", "b"],
+      ["image"],
+      ["create-image", "a", "b"],
+      ["create-container"],
+      ["create-container", "a", "b"],
+      ["create-container", "--volatile=maybe", "a"],
+      ["containers", "-q"],
+      ["container"],
+      ["list-image-data", "a", "b"],
+      ["get-container-data", "a"],
+      ["set-image-data", "-f"],
+      ["delete-image", "-x", "a"],
+      ["container-parent-owners"],
+      ["copy", "a"],
+      ["copy", "-h"],
+      ["copy", "--bogus", "a", "b"],
+      ["copy", "--chown"],
     ];
     for (const args of cases) await same([...store, ...args]);
   },

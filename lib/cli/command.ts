@@ -55,3 +55,25 @@ export interface Command {
 export function jsonFlag(fs: FlagSet): void {
   fs.bool(["-json", "j"], false, "Prefer JSON output");
 }
+
+/**
+ * What `get` finds for each argument, in order. Arguments it finds nothing
+ * for are left out: the reference reports them only through the exit
+ * status, which {@linkcode allFound} gives.
+ */
+export async function foundFor<T>(args: string[], get: (arg: string) => Promise<T>): Promise<T[]> {
+  const found: T[] = [];
+  for (const arg of args) {
+    try {
+      found.push(await get(arg));
+    } catch {
+      // not found: left out
+    }
+  }
+  return found;
+}
+
+/** The exit status of a command that looked up every argument: 1 unless all were found. */
+export function allFound(ctx: Context, found: readonly unknown[]): number {
+  return found.length === ctx.args.length ? 0 : 1;
+}

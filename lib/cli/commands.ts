@@ -11,14 +11,18 @@
  */
 
 import type { Command } from "./command.ts";
+import { containerCommands } from "./containers.ts";
+import { copyCommands } from "./copy.ts";
 import { dataCommands } from "./data.ts";
+import { deleteCommands } from "./delete.ts";
 import { diffCommands } from "./diff.ts";
+import { imageCommands } from "./images.ts";
 import { layerCommands } from "./layers.ts";
 import { miscCommands } from "./misc.ts";
 import { mountCommands } from "./mount.ts";
 import { nameCommands } from "./names.ts";
 
-/** The reference's command order (including commands other groups may add later). */
+/** The reference's command order. */
 const REFERENCE_ORDER = [
   "container",
   "list-container-data",
@@ -79,7 +83,11 @@ function rank(c: Command): number {
 
 /** All commands, in help order. */
 export const commands: readonly Command[] = [
+  ...containerCommands,
+  ...copyCommands,
   ...layerCommands,
+  ...imageCommands,
+  ...deleteCommands,
   ...diffCommands,
   ...dataCommands,
   ...nameCommands,

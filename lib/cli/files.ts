@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { FlagSet } from "./flags.ts";
 import type { Sink } from "./io.ts";
 import { pathError } from "./messages.ts";
 
@@ -86,4 +87,18 @@ export async function writeStream(
     return;
   }
   for await (const chunk of stream) sink.write(chunk);
+}
+
+/**
+ * The metadata that `-m`/`--metadata` and `-f`/`--metadata-file` give
+ * (the file wins), read whole; "" when neither is set.
+ */
+export async function metadataFromFlags(fs: FlagSet): Promise<string> {
+  const file = fs.getString("metadata-file");
+  if (file === "") return fs.getString("metadata");
+  try {
+    return await Deno.readTextFile(file);
+  } catch (e) {
+    throw pathError("open", file, e);
+  }
 }

@@ -37,6 +37,21 @@ export class ExitError extends Error {
   }
 }
 
+/**
+ * Thrown where the reference CLI's Go code panics: the process ends with
+ * status 2 after `partial` (what was written before) and the runtime's
+ * panic message on stderr.
+ */
+export class GoPanic extends ExitError {
+  /**
+   * @param panic The panic value as the runtime prints it.
+   * @param partial Output written before the panic.
+   */
+  constructor(readonly panic: string, readonly partial: string) {
+    super(2);
+  }
+}
+
 /** A parse error that the caller handles (ContinueOnError); `message` is Go's `%v` of it. */
 export class FlagError extends Error {}
 
@@ -230,6 +245,10 @@ export class FlagSet {
   /** The option table as mflag's PrintDefaults writes it (a tabwriter with minwidth 20, padding 3). */
   printDefaults(): string {
     const flags = [...new Set(this.#formal.values())];
+    // mflag indexes the first character of every name: an empty one panics after the blank line.
+    if (flags.some((f) => f.names.includes(""))) {
+      throw new GoPanic("runtime error: index out of range [0] with length 0", "\n");
+    }
     const key = (f: Flag) => f.names[0].replace(/^#/, "").replace(/^-/, "");
     flags.sort((a, b) => {
       const [x, y] = [key(a), key(b)];

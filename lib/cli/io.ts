@@ -72,6 +72,11 @@ export function goJSON(value: unknown): string {
   return goStringify(value) + "\n";
 }
 
+/** A Go map keyed by string, as its JSON encoder orders it: keys sorted. */
+export function goMap<T>(entries: Map<string, T>): Record<string, T> {
+  return Object.fromEntries([...entries].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
+}
+
 /** Go's `strconv.Quote` (what `%q` prints for a string). */
 export function goQuote(s: string): string {
   let out = '"';

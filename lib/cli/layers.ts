@@ -1,6 +1,6 @@
 /**
  * Layer commands: `layers`, `layer`, `layer-parent-owners`, `create-layer`,
- * `import-layer`, `delete-layer`, `delete` and `exists`, with the flags,
+ * `import-layer` and `exists`, with the flags,
  * text and JSON output of the reference `containers-storage` CLI.
  *
  * @example
@@ -11,43 +11,16 @@
  * @module
  */
 
-import { ErrLayerUnknown } from "../errors.ts";
+import type { Container } from "../containers/container.ts";
+import type { Image } from "../images/image.ts";
 import type { CreateLayerOptions, Layer } from "../layers/layer.ts";
 import { layerToJSON } from "../layers/encode.ts";
-import { type Command, type Context, jsonFlag } from "./command.ts";
+import { allFound, type Command, type Context, foundFor, jsonFlag } from "./command.ts";
+import { printParentOwners } from "./owners.ts";
 import { openInput } from "./files.ts";
-import { goJSON, goList } from "./io.ts";
-import { goMessage } from "./messages.ts";
+import { goJSON, goMap } from "./io.ts";
 import { idMappingFlags, idMappingOptions } from "./idmap_flags.ts";
 import { renderTree, type TreeNode } from "./tree.ts";
-
-/** Images and containers as far as `layers` shows them; present once the store manages them. */
-interface Owners {
-  images?(): Promise<
-    { id: string; names?: string[]; layer?: string; "mapped-top-layers"?: string[] }[]
-  >;
-  containers?(): Promise<{ id: string; names?: string[]; layer: string }[]>;
-  image?(idOrName: string): Promise<unknown>;
-  container?(idOrName: string): Promise<unknown>;
-  delete?(idOrName: string): Promise<void>;
-}
-
-function owners(ctx: Context): Owners {
-  return ctx.store as unknown as Owners;
-}
-
-/** Resolves each argument to a layer, skipping unknown ones (the reference reports them by exit code only). */
-async function matchLayers(ctx: Context): Promise<Layer[]> {
-  const matched: Layer[] = [];
-  for (const arg of ctx.args) {
-    try {
-      matched.push(await ctx.store.layer(arg));
-    } catch {
-      // unknown: counted by the caller
-    }
-  }
-  return matched;
-}
 
 async function layers(ctx: Context): Promise<number> {
   const all = await ctx.store.layers();
@@ -55,16 +28,15 @@ async function layers(ctx: Context): Promise<number> {
     ctx.io.out.write(goJSON(all.map(layerToJSON)));
     return 0;
   }
-  const imagesByLayer = new Map<string, { id: string; names?: string[] }[]>();
-  for (const image of await owners(ctx).images?.().catch(() => []) ?? []) {
-    for (const layerID of [image.layer ?? "", ...(image["mapped-top-layers"] ?? [])]) {
+  // The reference lists the layers even when images or containers cannot be read.
+  const imagesByLayer = new Map<string, Image[]>();
+  for (const image of await ctx.store.images().catch(() => [])) {
+    for (const layerID of [image.layer ?? "", ...(image["mapped-layers"] ?? [])]) {
       imagesByLayer.set(layerID, [...(imagesByLayer.get(layerID) ?? []), image]);
     }
   }
-  const containerByLayer = new Map<string, { id: string; names?: string[] }>();
-  for (const c of await owners(ctx).containers?.().catch(() => []) ?? []) {
-    containerByLayer.set(c.layer, c);
-  }
+  const containerByLayer = new Map<string, Container>();
+  for (const c of await ctx.store.containers().catch(() => [])) containerByLayer.set(c.layer, c);
   const tree = ctx.flags.getBool("tree");
   const nodes: TreeNode[] = [];
   let text = "";
@@ -102,7 +74,7 @@ async function layers(ctx: Context): Promise<number> {
 }
 
 async function layer(ctx: Context): Promise<number> {
-  const matched = await matchLayers(ctx);
+  const matched = await foundFor(ctx.args, (arg) => ctx.store.layer(arg));
   if (ctx.flags.getBool("json")) {
     ctx.io.out.write(goJSON(matched.map(layerToJSON)));
   } else {
@@ -121,33 +93,15 @@ async function layer(ctx: Context): Promise<number> {
     }
     ctx.io.out.write(text);
   }
-  return matched.length === ctx.args.length ? 0 : 1;
+  return allFound(ctx, matched);
 }
 
 async function layerParentOwners(ctx: Context): Promise<number> {
-  const matched = await matchLayers(ctx);
-  for (const l of matched) {
-    let owners: { uids: number[]; gids: number[] };
-    try {
-      owners = await ctx.store.layerParentOwners(l.id);
-    } catch (e) {
-      ctx.io.err.write(`LayerParentOwner: ${goMessage(e)}\n`);
-      return 1;
-    }
-    const { uids, gids } = owners;
-    if (ctx.flags.getBool("json")) {
-      // Go encodes the empty (nil) slices as null.
-      ctx.io.out.write(
-        goJSON({ ID: l.id, UIDs: uids.length ? uids : null, GIDs: gids.length ? gids : null }),
-      );
-    } else {
-      let text = `ID: ${l.id}\n`;
-      if (uids.length > 0) text += `UIDs: ${goList(uids)}\n`;
-      if (gids.length > 0) text += `GIDs: ${goList(gids)}\n`;
-      ctx.io.out.write(text);
-    }
-  }
-  return matched.length === ctx.args.length ? 0 : 1;
+  const found = await foundFor(ctx.args, (arg) => ctx.store.layer(arg));
+  return await printParentOwners(ctx, found, (id) => ctx.store.layerParentOwners(id), {
+    errorPrefix: "LayerParentOwner",
+    emptyLines: false,
+  });
 }
 
 function printNewLayer(ctx: Context, l: Layer): void {
@@ -186,44 +140,21 @@ async function importLayer(ctx: Context): Promise<number> {
   }
 }
 
-/** Runs `op` on every distinct argument and reports failures like the reference's delete commands. */
-async function deleteEach(ctx: Context, op: (what: string) => Promise<void>): Promise<number> {
-  const results = new Map<string, string>();
-  for (const what of ctx.args) {
-    try {
-      await op(what);
-      results.set(what, "");
-    } catch (e) {
-      results.set(what, goMessage(e));
-    }
-  }
-  if (ctx.flags.getBool("json")) {
-    ctx.io.out.write(goJSON(Object.fromEntries([...results].sort(([a], [b]) => a < b ? -1 : 1))));
-  } else {
-    for (const [what, err] of results) if (err) ctx.io.err.write(`${what}: ${err}\n`);
-  }
-  return [...results.values()].some((e) => e !== "") ? 1 : 0;
-}
-
 async function exists(ctx: Context): Promise<number> {
   const f = ctx.flags;
   const found = new Map<string, boolean>();
   let anyMissing = false;
-  const probe = async (get: ((id: string) => Promise<unknown>) | undefined, what: string) => {
-    if (!get) return false;
-    return await get(what).then(() => true, () => false);
-  };
-  const o = owners(ctx);
+  const is = (get: Promise<unknown>) => get.then(() => true, () => false);
   for (const what of ctx.args) {
     let ok = await ctx.store.exists(what);
     found.set(what, ok);
-    if (f.getBool("container") && !await probe(o.container?.bind(o), what)) ok = false;
-    if (f.getBool("image") && !await probe(o.image?.bind(o), what)) ok = false;
-    if (f.getBool("layer") && !await probe((id) => ctx.store.layer(id), what)) ok = false;
+    if (f.getBool("container") && !await is(ctx.store.container(what))) ok = false;
+    if (f.getBool("image") && !await is(ctx.store.image(what))) ok = false;
+    if (f.getBool("layer") && !await is(ctx.store.layer(what))) ok = false;
     if (!ok) anyMissing = true;
   }
   if (f.getBool("json")) {
-    ctx.io.out.write(goJSON(Object.fromEntries([...found].sort(([a], [b]) => a < b ? -1 : 1))));
+    ctx.io.out.write(goJSON(goMap(found)));
   } else if (!f.getBool("quiet")) {
     ctx.io.out.write([...found].map(([what, ok]) => `${what}: ${ok}\n`).join(""));
   }
@@ -259,32 +190,6 @@ export const layerCommands: Command[] = [
     maxArgs: 1,
     addFlags: (fs) => layerFlags(fs, true),
     action: importLayer,
-  },
-  {
-    names: ["delete"],
-    optionsHelp: "[LayerOrImageOrContainerNameOrID [...]]",
-    usage: "Delete a layer or image or container, with no safety checks",
-    minArgs: 1,
-    maxArgs: 0,
-    addFlags: jsonFlag,
-    action: (ctx) => {
-      const o = owners(ctx);
-      return deleteEach(ctx, async (w) => {
-        if (o.delete) return await o.delete(w);
-        // Without Store.delete only layers can go; an unknown name is Go's ErrLayerUnknown.
-        if (!await ctx.store.exists(w)) throw new ErrLayerUnknown(w);
-        await ctx.store.deleteLayer(w);
-      });
-    },
-  },
-  {
-    names: ["delete-layer", "deletelayer"],
-    optionsHelp: "[LayerNameOrID [...]]",
-    usage: "Delete a layer, with safety checks",
-    minArgs: 1,
-    maxArgs: 0,
-    addFlags: jsonFlag,
-    action: (ctx) => deleteEach(ctx, (w) => ctx.store.deleteLayer(w)),
   },
   {
     names: ["exists"],

@@ -14,7 +14,20 @@
  * @module
  */
 
-import { ErrBadArchive, ErrLayerHasChildren, StorageError } from "../errors.ts";
+import {
+  ErrBadArchive,
+  ErrDigestUnknown,
+  ErrDriverNotSupported,
+  ErrDuplicateID,
+  ErrDuplicateName,
+  ErrImageUnknown,
+  ErrImageUsedByContainer,
+  ErrLayerHasChildren,
+  ErrSizeUnknown,
+  ErrUnmappedID,
+  StorageError,
+} from "../errors.ts";
+import { goQuote } from "./io.ts";
 
 /** An error whose message is printed verbatim by the CLI. */
 export class CliError extends Error {}
@@ -42,8 +55,70 @@ export function pathError(op: string, path: string, e: unknown): CliError {
   return new CliError(`${op} ${path}: ${text}`, { cause: e });
 }
 
+/** The words after `base` and the quoted ID in a {@linkcode StorageError}'s message. */
+function detailOf(e: StorageError): string {
+  const base = (e.constructor as typeof StorageError).base;
+  const head = e.id === undefined ? base : `${base}: ${JSON.stringify(e.id)}`;
+  return e.message.startsWith(`${head}: `) ? e.message.slice(head.length + 2) : "";
+}
+
+/** Go's `%q` of an ID carried by an error. */
+const q = (e: StorageError) => goQuote(e.id ?? "");
+
+/**
+ * The reference's wording of errors whose Go text carries the object or
+ * other words in its own order; undefined falls back to the generic rule.
+ */
+const WORDINGS: [typeof StorageError, (e: StorageError, detail: string) => string | undefined][] = [
+  [
+    ErrImageUnknown,
+    (e) =>
+      e.id === undefined ? undefined : `locating image with ID ${q(e)}: ${ErrImageUnknown.base}`,
+  ],
+  [ErrDuplicateName, (e, detail) => {
+    const image = detail.match(/^already associated with image (.*)$/);
+    if (image) {
+      return `image name ${q(e)} is already associated with image ${
+        goQuote(image[1])
+      }: ${ErrDuplicateName.base}`;
+    }
+    const container = detail.match(/^the container name is already in use by ([^;]*);/);
+    if (container) {
+      return `the container name ${q(e)} is already in use by ${container[1]}. ` +
+        `You have to remove that container to be able to reuse that name: ${ErrDuplicateName.base}`;
+    }
+    return undefined;
+  }],
+  [
+    ErrDuplicateID,
+    (e, detail) =>
+      detail.startsWith("an image ")
+        ? `an image with ID ${q(e)} already exists: ${ErrDuplicateID.base}`
+        : ErrDuplicateID.base,
+  ],
+  [ErrImageUsedByContainer, (_e, detail) => `image ${detail}: ${ErrImageUsedByContainer.base}`],
+  // Go's vfs driver refuses mount options with a plain error.
+  [ErrDriverNotSupported, (_e, detail) => detail.startsWith("vfs driver ") ? detail : undefined],
+  // Go's sentinels for these carry no words of their own.
+  [ErrSizeUnknown, () => ErrSizeUnknown.base],
+  [ErrDigestUnknown, () => ErrDigestUnknown.base],
+  [
+    ErrUnmappedID,
+    (e, detail) =>
+      detail.endsWith("has no host ID in the mapping")
+        ? `container ID ${e.id} cannot be mapped to a host ID`
+        : `host ID ${e.id} cannot be mapped to a container ID`,
+  ],
+];
+
 /** The text the reference CLI would print for `e`. */
 export function goMessage(e: unknown): string {
+  if (e instanceof StorageError) {
+    for (const [cls, word] of WORDINGS) {
+      const text = e instanceof cls ? word(e, detailOf(e)) : undefined;
+      if (text !== undefined) return text;
+    }
+  }
   // A refused tarball keeps the entry name: the reference's wording differs anyway,
   // and the user needs to know which entry was bad.
   if (e instanceof StorageError && e.id !== undefined && !(e instanceof ErrBadArchive)) {

@@ -15,22 +15,14 @@ import { type Command, type Context, jsonFlag } from "./command.ts";
 import { goJSON } from "./io.ts";
 import { goMessage } from "./messages.ts";
 
-/** Read-only image mounts; present once the store manages images. */
-interface ImageMounts {
-  mountImage?(id: string, options: string[], mountLabel: string): Promise<string>;
-  unmountImage?(id: string, force: boolean): Promise<boolean>;
-}
-
 async function mount(ctx: Context): Promise<number> {
-  const images = ctx.store as unknown as ImageMounts;
   const label = ctx.flags.getString("label");
   const results: { id: string; mountpoint: string; error: string }[] = [];
   for (const arg of ctx.args) {
     try {
       let mountpoint: string;
       if (ctx.flags.getBool("ro")) {
-        if (!images.mountImage) throw new Error(`locating image with ID "${arg}": image not known`);
-        mountpoint = await images.mountImage(arg, ["noexec", "nosuid"], label);
+        mountpoint = await ctx.store.mountImage(arg, ["noexec", "nosuid"], label);
       } else {
         mountpoint = await ctx.store.mount(arg, label);
       }
@@ -51,7 +43,6 @@ async function mount(ctx: Context): Promise<number> {
 }
 
 async function unmount(ctx: Context): Promise<number> {
-  const images = ctx.store as unknown as ImageMounts;
   const force = ctx.flags.getBool("force");
   const results: { id: string; error: string }[] = [];
   for (const arg of ctx.args) {
@@ -61,9 +52,7 @@ async function unmount(ctx: Context): Promise<number> {
       if (!stillMounted) ctx.io.out.write(`${arg} mountpoint unmounted\n`);
     } catch (e) {
       // Not a layer or container: maybe an image mounted read-only.
-      const ok = images.unmountImage
-        ? await images.unmountImage(arg, force).then(() => true, () => false)
-        : false;
+      const ok = await ctx.store.unmountImage(arg, force).then(() => true, () => false);
       if (!ok) error = goMessage(e);
     }
     results.push({ id: arg, error });

@@ -12,8 +12,9 @@
 
 import { ErrLayerUnknown, ErrNotAnID } from "../errors.ts";
 import { type Command, type Context, jsonFlag } from "./command.ts";
-import { goJSON } from "./io.ts";
-import { CliError, pathError } from "./messages.ts";
+import { goJSON, goMap } from "./io.ts";
+import { metadataFromFlags } from "./files.ts";
+import { CliError } from "./messages.ts";
 
 async function getNames(ctx: Context): Promise<number> {
   const id = await ctx.store.lookup(ctx.args[0]);
@@ -44,7 +45,7 @@ async function metadata(ctx: Context): Promise<number> {
     }
   }
   if (ctx.flags.getBool("json")) {
-    ctx.io.out.write(goJSON(Object.fromEntries([...found].sort(([a], [b]) => a < b ? -1 : 1))));
+    ctx.io.out.write(goJSON(goMap(found)));
   } else {
     const quiet = ctx.flags.getBool("quiet");
     ctx.io.out.write(
@@ -56,16 +57,10 @@ async function metadata(ctx: Context): Promise<number> {
 }
 
 async function setMetadata(ctx: Context): Promise<number> {
-  const file = ctx.flags.getString("metadata-file");
-  let md = ctx.flags.getString("metadata");
-  if (file === "" && md === "") throw new CliError("no new metadata provided");
-  if (file !== "") {
-    try {
-      md = await Deno.readTextFile(file);
-    } catch (e) {
-      throw pathError("open", file, e);
-    }
+  if (ctx.flags.getString("metadata-file") === "" && ctx.flags.getString("metadata") === "") {
+    throw new CliError("no new metadata provided");
   }
+  const md = await metadataFromFlags(ctx.flags);
   try {
     await ctx.store.setMetadata(ctx.args[0], md);
   } catch (e) {

@@ -176,7 +176,8 @@ export async function deleteImage(p: StoreParts, id: string, commit: boolean): P
   return await withLocks(holds, async () => {
     if (!is.exists(id)) throw new ErrNotAnImage(id);
     const image = is.get(id);
-    const user = cs.list().find((c) => c.image === image.id);
+    // 1.43 names the last container using the image.
+    const user = cs.list().findLast((c) => c.image === image.id);
     if (user) throw new ErrImageUsedByContainer(image.id, { detail: `used by ${user.id}` });
     const childrenOf = new Map<string, string[]>();
     for (const l of ls.layers()) {

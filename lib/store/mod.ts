@@ -744,6 +744,11 @@ export class Store {
     });
   }
 
+  /** The digests an image is findable by (Go's Image.Digests): its digest, then its manifests'. */
+  imageDigests(id: string): Promise<string[]> {
+    return this.#inImageStore(id, (s) => s.digests(id));
+  }
+
   /** Keys of an image's big data items. */
   listImageBigData(id: string): Promise<string[]> {
     return this.#inImageStore(id, (s) => s.bigDataNames(id));
