@@ -4,6 +4,9 @@
  * @module
  */
 
+import { Store } from "../lib/store/mod.ts";
+import { storeOpts } from "./store_helpers.ts";
+
 /** True when the tests run as root (mount, mknod, chown tests need it). */
 export const isRoot: boolean = Deno.uid() === 0;
 
@@ -140,4 +143,19 @@ export async function writeStorageConf(
       `graphroot = ${JSON.stringify(root.graph)}\nrunroot = ${JSON.stringify(root.run)}\n`,
   );
   return { CONTAINERS_STORAGE_CONF: path };
+}
+
+/** Opens a fresh store with `driver` in a temp dir, runs `fn`, then shuts it down and removes it. */
+export async function withStore(
+  driver: string,
+  fn: (s: Store, root: string) => Promise<void>,
+): Promise<void> {
+  const root = await tempDir(`store-${driver}-`);
+  const s = await Store.open(storeOpts(root, { graphDriverName: driver }));
+  try {
+    await fn(s, root);
+  } finally {
+    await s.shutdown(true).catch(() => {});
+    await removeTree(root);
+  }
 }

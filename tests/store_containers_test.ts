@@ -17,16 +17,9 @@ import {
   ErrParentIsContainer,
   StorageError,
 } from "../lib/errors.ts";
-import { isRoot, reference, referenceCli, removeTree, run, tempDir } from "./helpers.ts";
+import { isRoot, reference, referenceCli, removeTree, run, tempDir, withStore } from "./helpers.ts";
 import { buildTar, streamOf } from "./tar_fixtures.ts";
-import {
-  assert,
-  assertEquals,
-  assertRejects,
-  listDir,
-  storeOpts,
-  withStore,
-} from "./store_helpers.ts";
+import { assert, assertEquals, assertRejects, listDir, storeOpts } from "./store_helpers.ts";
 
 const enc = new TextEncoder();
 const MAP = [{ container_id: 0, host_id: 100000, size: 65536 }];

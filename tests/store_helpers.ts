@@ -9,8 +9,6 @@ import nodeAssert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { StoreOptions } from "../lib/config.ts";
-import { Store } from "../lib/store/mod.ts";
-import { removeTree, tempDir } from "./helpers.ts";
 
 /** Store options for a vfs store under `root` (`root/g`, `root/r`). */
 export function storeOpts(root: string, extra: Partial<StoreOptions> = {}): StoreOptions {
@@ -72,21 +70,6 @@ export async function listDir(dir: string): Promise<string[]> {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   return out.sort();
-}
-
-/** Opens a fresh store with `driver` in a temp dir, runs `fn`, then shuts it down and removes it. */
-export async function withStore(
-  driver: string,
-  fn: (s: Store, root: string) => Promise<void>,
-): Promise<void> {
-  const root = await tempDir(`store-${driver}-`);
-  const s = await Store.open(storeOpts(root, { graphDriverName: driver }));
-  try {
-    await fn(s, root);
-  } finally {
-    await s.shutdown(true).catch(() => {});
-    await removeTree(root);
-  }
 }
 
 /** What {@linkcode checkStore} found in a store's files. */

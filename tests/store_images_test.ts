@@ -8,7 +8,6 @@
  */
 
 import { join } from "node:path";
-import type { Store } from "../lib/store/mod.ts";
 import {
   ErrDuplicateName,
   ErrImageUnknown,
@@ -18,9 +17,9 @@ import {
   ErrNotAnImage,
   ErrNotSupported,
 } from "../lib/errors.ts";
-import { isRoot, reference, referenceCli } from "./helpers.ts";
+import { isRoot, reference, referenceCli, withStore } from "./helpers.ts";
 import { buildTar, streamOf } from "./tar_fixtures.ts";
-import { assert, assertEquals, assertRejects, sha, withStore } from "./store_helpers.ts";
+import { assert, assertEquals, assertRejects, sha } from "./store_helpers.ts";
 
 const enc = new TextEncoder();
 
