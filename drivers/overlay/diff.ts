@@ -14,6 +14,7 @@
 
 import type { FileGetter } from "../driver.ts";
 import { openFileStream } from "../../lib/archive/file_stream.ts";
+import { entryPath } from "../../lib/archive/safe_path.ts";
 
 /**
  * Bytes used by the files under `dir`, as containers/storage counts them:
@@ -51,11 +52,10 @@ export class DiffDirsGetter implements FileGetter {
 
   /** Opens `path` (a tar entry name such as "./etc/passwd") in the first directory that has it. */
   get(path: string): Promise<ReadableStream<Uint8Array>> {
-    const rel = relativeName(path);
     let first: unknown;
     for (const d of this.dirs) {
       try {
-        return Promise.resolve(openFileStream(`${d}/${rel}`));
+        return Promise.resolve(openFileStream(entryPath(d, path)));
       } catch (e) {
         first ??= e;
       }
@@ -67,17 +67,6 @@ export class DiffDirsGetter implements FileGetter {
   close(): Promise<void> {
     return Promise.resolve();
   }
-}
-
-/** A tar entry name as a path relative to a layer root, refusing ".." escapes. */
-export function relativeName(name: string): string {
-  const parts: string[] = [];
-  for (const p of name.split("/")) {
-    if (p === "" || p === ".") continue;
-    if (p === "..") throw new Error(`path escapes the layer: ${JSON.stringify(name)}`);
-    parts.push(p);
-  }
-  return parts.join("/");
 }
 
 /**

@@ -50,6 +50,18 @@ export function cleanEntryName(name: string, entry: string, what = "path"): stri
 }
 
 /**
+ * Where the file of entry `name` (as a tar header or tar-split names it)
+ * lies in a layer applied at `root`: the name cleaned as the apply cleans
+ * it, so that `file/` and `./a//b` open what was created as `file` and
+ * `a/b`.
+ * @throws {ErrBadArchive} when the name escapes (see {@linkcode cleanEntryName}).
+ */
+export function entryPath(root: string, name: string): string {
+  const parts = cleanEntryName(name, name);
+  return parts.length === 0 ? root : `${root}/${parts.join("/")}`;
+}
+
+/**
  * The target directory of an apply, with a cache of directories already
  * known to be real (non-symlink) directories inside it, so that resolving
  * thousands of entries costs one lstat per new directory, not per entry.
