@@ -110,3 +110,113 @@ export const ID = {
   top: "3".repeat(63) + "c",
   extra: "4".repeat(63) + "d",
 };
+
+/** Fixed image IDs, for the same reason. */
+export const IMAGE_ID = {
+  one: "5".repeat(63) + "e",
+  two: "6".repeat(63) + "f",
+};
+
+/** Fixed container IDs, for the same reason. */
+export const CONTAINER_ID = {
+  one: "7".repeat(63) + "a",
+  two: "8".repeat(63) + "b",
+};
+
+const FIXED_IDS = new Set([
+  ...Object.values(ID),
+  ...Object.values(IMAGE_ID),
+  ...Object.values(CONTAINER_ID),
+]);
+
+/**
+ * A normaliser for the IDs a tool chose at random (64 hex digits, other
+ * than the fixed ones above): each becomes "<ID0>", "<ID1>"… in order of
+ * first appearance, the same on every call. Twin stores fed the same
+ * commands make their random IDs in the same order, so their outputs then
+ * compare.
+ */
+export function randomIDs(): (s: string) => string {
+  const seen = new Map<string, string>();
+  return (s) =>
+    s.replace(/\b[0-9a-f]{64}\b/g, (id) => {
+      if (FIXED_IDS.has(id)) return id;
+      if (!seen.has(id)) seen.set(id, `<ID${seen.size}>`);
+      return seen.get(id)!;
+    });
+}
+
+/** One command of a twin-store run. */
+export interface Step {
+  /** The command line after the global flags. */
+  args: string[];
+  /** Text for stdin. */
+  stdin?: string;
+  /** The output is a Go map iteration (random order): compare its lines as sets. */
+  unordered?: boolean;
+}
+
+/** A step from its command line. */
+export function step(...args: string[]): Step {
+  return { args };
+}
+
+/** Twin stores, one written by each tool, with their random-ID normalisers. */
+export class Twins {
+  readonly #ids = [randomIDs(), randomIDs()];
+
+  /**
+   * @param a Our store.
+   * @param b The reference's store.
+   */
+  constructor(readonly a: Root, readonly b: Root) {}
+
+  #fix(r: RunResult, root: Root, ids: (s: string) => string, unordered: boolean): RunResult {
+    const fix = (s: string) => {
+      const text = ids(s.replaceAll(root.dir, "ROOT"))
+        .replace(/"created":"[^"]*"/g, '"created":"T"')
+        .replace(/^time="[^"]*"/gm, "time=T");
+      return unordered ? text.split("\n").sort().join("\n") : text;
+    };
+    return { code: r.code, stdout: fix(r.stdout), stderr: fix(r.stderr) };
+  }
+
+  /**
+   * Runs each step with our CLI on `a` and the reference on `b`; asserts
+   * equal normalised results. Steps that change nothing may run
+   * `concurrently` (a few at a time); their results are still normalised
+   * in order, so random IDs are numbered the same way.
+   */
+  async run(steps: Step[], { concurrently = false } = {}): Promise<void> {
+    const both = (s: Step) => {
+      const opts = { stdin: s.stdin === undefined ? undefined : new TextEncoder().encode(s.stdin) };
+      return Promise.all([ours(this.a, s.args, opts), theirs(this.b, s.args, opts)]);
+    };
+    const results: [RunResult, RunResult][] = [];
+    const width = concurrently ? 4 : 1;
+    for (let i = 0; i < steps.length; i += width) {
+      results.push(...await Promise.all(steps.slice(i, i + width).map(both)));
+    }
+    steps.forEach((s, i) => {
+      const [r1, r2] = results[i];
+      assert.deepEqual(
+        this.#fix(r1, this.a, this.#ids[0], !!s.unordered),
+        this.#fix(r2, this.b, this.#ids[1], !!s.unordered),
+        `containers-storage ${s.args.join(" ")}`,
+      );
+    });
+  }
+
+  /** Asserts that the reference lists the same layers, images and containers in both stores. */
+  async sameContent(): Promise<void> {
+    for (const what of ["layers", "images", "containers"]) {
+      const r1 = await theirs(this.a, [what, "-j"]);
+      const r2 = await theirs(this.b, [what, "-j"]);
+      assert.deepEqual(
+        this.#fix(r1, this.a, this.#ids[0], false),
+        this.#fix(r2, this.b, this.#ids[1], false),
+        `${what} as the reference reads them`,
+      );
+    }
+  }
+}

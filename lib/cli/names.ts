@@ -30,7 +30,8 @@ async function changeNames(ctx: Context, add: boolean): Promise<number> {
   const names = add ? [...await ctx.store.names(id), ...given] : given;
   await ctx.store.setNames(id, names);
   const after = await ctx.store.names(id);
-  if (ctx.flags.getBool("json")) ctx.io.out.write(goJSON(after));
+  // Go encodes names that are absent or emptied as null.
+  if (ctx.flags.getBool("json")) ctx.io.out.write(goJSON(after.length ? after : null));
   return 0;
 }
 

@@ -90,6 +90,7 @@ import {
   listImages,
 } from "./images.ts";
 import {
+  allImageStores,
   allLayerStores,
   canUseShifting,
   imageHolds,
@@ -744,6 +745,25 @@ export class Store {
     });
   }
 
+  /**
+   * The first result of `fn` among the image stores holding image `id`
+   * (ours first), as 1.43 reads big data: a store whose record of the
+   * image lacks the item gives way to the next. Fails as the last one did.
+   */
+  async #fromImageStores<T>(id: string, fn: (s: ImageStore) => T | Promise<T>): Promise<T> {
+    return await withLocks(imageHolds(this.#p, "read"), async () => {
+      let failure: unknown = new ErrImageUnknown(id);
+      for (const s of allImageStores(this.#p).filter((s) => s.exists(id))) {
+        try {
+          return await fn(s);
+        } catch (e) {
+          failure = e;
+        }
+      }
+      throw failure;
+    });
+  }
+
   /** The digests an image is findable by (Go's Image.Digests): its digest, then its manifests'. */
   imageDigests(id: string): Promise<string[]> {
     return this.#inImageStore(id, (s) => s.digests(id));
@@ -759,23 +779,25 @@ export class Store {
    * @throws {Deno.errors.NotFound} when the image has no such item.
    */
   imageBigData(id: string, key: string): Promise<Uint8Array> {
-    return this.#inImageStore(id, (s) => s.bigData(id, key));
+    return this.#fromImageStores(id, (s) => s.bigData(id, key));
   }
 
   /** The size of an image's big data item. */
   async imageBigDataSize(id: string, key: string): Promise<number> {
     if (key === "") throw new ErrInvalidBigDataName(undefined, { detail: "empty name" });
-    return await this.#inImageStore(id, (s) => s.bigDataSize(id, key));
+    return await this.#fromImageStores(id, (s) => s.bigDataSize(id, key));
   }
 
   /** The recorded digest of an image's big data item. */
   async imageBigDataDigest(id: string, key: string): Promise<string> {
     if (key === "") throw new ErrInvalidBigDataName(undefined, { detail: "empty name" });
-    const d = await this.#inImageStore(id, (s) => s.bigDataDigest(id, key));
-    if (d === undefined || !isValidDigest(d)) {
-      throw new ErrSizeUnknown(id, { detail: `no digest recorded for ${JSON.stringify(key)}` });
-    }
-    return d;
+    return await this.#fromImageStores(id, (s) => {
+      const d = s.bigDataDigest(id, key);
+      if (d === undefined || !isValidDigest(d)) {
+        throw new ErrSizeUnknown(id, { detail: `no digest recorded for ${JSON.stringify(key)}` });
+      }
+      return d;
+    });
   }
 
   /**
