@@ -20,6 +20,7 @@ import {
   referenceCli,
   removeTree,
   run,
+  type RunResult,
   tempDir,
   writeStorageConf,
 } from "./helpers.ts";
@@ -81,12 +82,13 @@ Deno.test({
   fn: async () => {
     const root = await tempDir("churn-");
     const ref = { graph: join(root, "g"), run: join(root, "r"), driver: "vfs" };
+    let children: Promise<RunResult>[] = [];
     try {
       const env = await writeStorageConf(join(root, "storage.conf"), ref);
       // The store exists before anyone races to create it.
       await (await Store.open(storeOpts(root))).shutdown(false);
       const deadline = Date.now() + SECONDS * 1000;
-      const children = ["p1", "p2", "p3"].map((prefix) =>
+      children = ["p1", "p2", "p3"].map((prefix) =>
         run(Deno.execPath(), ["run", "-A", CHILD, "churn", root, prefix, String(deadline)])
       );
       const changes = await referenceChurn(ref, env, deadline);
@@ -161,6 +163,7 @@ Deno.test({
         );
       }
     } finally {
+      await Promise.allSettled(children); // when the reference failed, they still churn
       await removeTree(root);
     }
   },

@@ -114,17 +114,20 @@ async function killChild(
   let exited = false;
   child.status.then(() => exited = true);
   const deadline = Date.now() + 60_000;
-  while (!exited && (!output.includes("start\n") || !(await ready()))) {
-    assert(Date.now() < deadline, `the child never got there: ${output}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  await new Promise((r) => setTimeout(r, delayMs));
   try {
-    child.kill("SIGKILL");
-  } catch {
-    // it finished already
+    while (!exited && (!output.includes("start\n") || !(await ready()))) {
+      assert(Date.now() < deadline, `the child never got there: ${output}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await new Promise((r) => setTimeout(r, delayMs));
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // it finished already
+    }
+    await child.status;
   }
-  await child.status;
   await reading;
   const midway = (await rawLayers(f)).some((l) => l.flags?.incomplete === true);
   return { output, midway };
