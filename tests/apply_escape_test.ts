@@ -81,25 +81,30 @@ function exists(p: string): boolean {
 const formats = ["aufs", "overlay"] as const;
 
 Deno.test(
-  { name: "escape: .. in entry names is rejected, naming the entry", ignore: !isRoot },
+  { name: "escape: .. in entry names and link targets stops at the target", ignore: !isRoot },
   async () => {
-    for (const name of ["../outside/evil", "a/../../outside/evil", "./../outside/secret", ".."]) {
-      const s = await attempt(() => [{ name, data: "pwned" }], { rejects: true });
-      await removeTree(s.tmp);
+    for (const format of formats) {
+      const s = await attempt(() => [
+        { name: "../outside/evil", data: "1" },
+        { name: "a/../../outside/secret", data: "2" },
+        { name: "./../outside/sub/", type: "5", mode: 0o700 },
+        { name: "../../hl", type: "1", link: "../../outside/secret" },
+        { name: "../.wh.gone", data: "" },
+        { name: "../outside/.wh.dir", data: "" },
+      ], { rejects: false, format });
+      try {
+        assert.equal(await Deno.readTextFile(`${s.target}/outside/evil`), "1");
+        assert.equal(await Deno.readTextFile(`${s.target}/hl`), "2");
+        assert.equal(Deno.lstatSync(`${s.target}/hl`).nlink, 2);
+        assert.equal(Deno.lstatSync(`${s.target}/outside/sub`).mode! & 0o777, 0o700);
+        assert.equal(exists(`${s.target}/outside/dir`), format === "overlay"); // a whiteout there
+      } finally {
+        await removeTree(s.tmp);
+      }
     }
-    const s = await sandbox();
-    try {
-      await assert.rejects(
-        applyTar(streamOf(buildTar([{ name: "x/../../evil", data: "" }])), s.target, {
-          whiteoutFormat: "aufs",
-        }),
-        (e) =>
-          e instanceof ErrBadArchive && e.message.includes("x/../../evil") &&
-          /outside/.test(e.message),
-      );
-    } finally {
-      await removeTree(s.tmp);
-    }
+    // ".." is the target itself, which only a directory entry can be.
+    const s = await attempt(() => [{ name: "..", data: "pwned" }], { rejects: true });
+    await removeTree(s.tmp);
   },
 );
 
@@ -227,8 +232,6 @@ Deno.test(
   async () => {
     for (const format of formats) {
       const cases: ((s: Sandbox) => FixtureEntry[])[] = [
-        () => [{ name: "../.wh.outside", data: "" }],
-        () => [{ name: "../outside/.wh.secret", data: "" }],
         () => [{ name: ".wh..", data: "" }],
         () => [{ name: "a/.wh..", data: "" }],
         (s) => [{ name: "esc", type: "2", link: s.outside }, { name: "esc/.wh.secret", data: "" }],

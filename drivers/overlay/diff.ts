@@ -14,7 +14,7 @@
 
 import type { FileGetter } from "../driver.ts";
 import { openFileStream } from "../../lib/archive/file_stream.ts";
-import { entryPath } from "../../lib/archive/safe_path.ts";
+import { SafeRoot } from "../../lib/archive/safe_path.ts";
 
 /**
  * Bytes used by the files under `dir`, as containers/storage counts them:
@@ -47,15 +47,19 @@ export async function directorySize(dir: string): Promise<number> {
  * generations, then lowers for layers made from a template).
  */
 export class DiffDirsGetter implements FileGetter {
+  readonly #roots: SafeRoot[];
+
   /** @param dirs Directories searched in order. */
-  constructor(private readonly dirs: string[]) {}
+  constructor(dirs: string[]) {
+    this.#roots = dirs.map((d) => new SafeRoot(d));
+  }
 
   /** Opens `path` (a tar entry name such as "./etc/passwd") in the first directory that has it. */
   get(path: string): Promise<ReadableStream<Uint8Array>> {
     let first: unknown;
-    for (const d of this.dirs) {
+    for (const root of this.#roots) {
       try {
-        return Promise.resolve(openFileStream(entryPath(d, path)));
+        return Promise.resolve(openFileStream(root.entryPath(path)));
       } catch (e) {
         first ??= e;
       }

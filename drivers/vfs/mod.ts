@@ -21,7 +21,7 @@ import { applyTar } from "../../lib/archive/apply.ts";
 import { changesDirs, changesSize } from "../../lib/archive/changes.ts";
 import { exportChanges, exportTree } from "../../lib/archive/export.ts";
 import { openFileStream } from "../../lib/archive/file_stream.ts";
-import { entryPath } from "../../lib/archive/safe_path.ts";
+import { SafeRoot } from "../../lib/archive/safe_path.ts";
 import { ErrDriverNotSupported } from "../../lib/errors.ts";
 import { type IDMappings, toHost } from "../../lib/idmap.ts";
 import { lchown } from "../../ffi/fs.ts";
@@ -243,9 +243,9 @@ class VfsDriver implements Driver {
   }
 
   diffGetter(id: string): Promise<FileGetter> {
-    const root = this.dir(id);
+    const root = new SafeRoot(this.dir(id));
     return Promise.resolve({
-      get: (path: string) => Promise.resolve(openFileStream(entryPath(root, path))),
+      get: (path: string) => Promise.resolve(openFileStream(root.entryPath(path))),
       async close() {},
     });
   }

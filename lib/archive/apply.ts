@@ -9,10 +9,11 @@
  * their contents. File bodies stream to disk chunk by chunk; GNU sparse
  * files are written with holes (their data regions only, then the size).
  *
- * Every path is confined to the target (see safe_path.ts): `..` that climbs
- * out and hard links or whiteouts naming outside paths are rejected with
- * ErrBadArchive; symlinks, planted earlier in the same tarball or already in
- * the tree, are resolved as if the target were the root directory.
+ * Every path is confined to the target (see safe_path.ts) as if the target
+ * were the root directory, which it is for the reference's chrooted apply:
+ * `..` in names, hard link targets and whiteouts stops at the target, and
+ * symlinks, planted earlier in the same tarball or already in the tree, are
+ * followed inside it.
  *
  * @example
  * ```ts ignore
@@ -103,7 +104,7 @@ export async function applyTar(
     size += h.size;
     if (h.typeflag === TypeFlag.XGlobalHeader) continue;
     const name = h.name;
-    const parts = cleanEntryName(name, name);
+    const parts = cleanEntryName(name);
     if (parts.length === 0) {
       if (h.typeflag !== TypeFlag.Dir) {
         throw new ErrBadArchive(name, { detail: "the target's root can only be a directory" });
@@ -233,7 +234,7 @@ function createEntry(
       break;
     }
     case TypeFlag.Link: {
-      const tparts = cleanEntryName(h.linkname, name, "hard link target");
+      const tparts = cleanEntryName(h.linkname);
       if (tparts.length === 0) {
         throw new ErrBadArchive(name, { detail: "hard link to the root directory" });
       }

@@ -3,7 +3,8 @@
  * tar header is cleaned to a path relative to the target directory, and
  * every parent directory is resolved the way the kernel would inside a
  * chroot at the target — symlinks are followed, but absolute targets start
- * again at the target and `..` stops at it. Nothing resolved here can point
+ * again at the target and `..` stops at it, in names and link targets as
+ * in symlinks. Nothing resolved here can point
  * outside the target, whatever symlinks the tarball or the existing tree
  * holds.
  *
@@ -11,7 +12,7 @@
  * ```ts
  * import { cleanEntryName, SafeRoot } from "./safe_path.ts";
  * const root = new SafeRoot("/tmp/layer");
- * const parts = cleanEntryName("./usr/bin/sh", "usr/bin/sh");
+ * const parts = cleanEntryName("./usr/bin/sh");
  * const parent = root.resolveParent(parts.slice(0, -1), "usr/bin/sh", true);
  * console.log(root.abs([...parent, "sh"]));
  * ```
@@ -25,40 +26,19 @@ const MAX_SYMLINKS = 40;
 
 /**
  * Cleans a name from a tar header into path components relative to the
- * target ([] is the target itself). Absolute names are taken as relative to
- * the target, as containers/storage does; a relative name whose `..`
- * components climb above the target is rejected.
- * @throws {ErrBadArchive} naming `entry` when the name escapes.
+ * target ([] is the target itself), as the reference's apply sees it: it
+ * runs chrooted at the target and joins Go's cleaned name to "/", so
+ * absolute names are relative to the target and `..` never climbs above
+ * it (`../x` and `a/../../x` are `x`).
  */
-export function cleanEntryName(name: string, entry: string, what = "path"): string[] {
-  const absolute = name.startsWith("/");
+export function cleanEntryName(name: string): string[] {
   const out: string[] = [];
   for (const c of name.split("/")) {
     if (c === "" || c === ".") continue;
-    if (c === "..") {
-      if (out.length > 0) out.pop();
-      else if (!absolute) {
-        throw new ErrBadArchive(entry, {
-          detail: `${what} ${JSON.stringify(name)} is outside the target`,
-        });
-      }
-      continue;
-    }
-    out.push(c);
+    if (c === "..") out.pop();
+    else out.push(c);
   }
   return out;
-}
-
-/**
- * Where the file of entry `name` (as a tar header or tar-split names it)
- * lies in a layer applied at `root`: the name cleaned as the apply cleans
- * it, so that `file/` and `./a//b` open what was created as `file` and
- * `a/b`.
- * @throws {ErrBadArchive} when the name escapes (see {@linkcode cleanEntryName}).
- */
-export function entryPath(root: string, name: string): string {
-  const parts = cleanEntryName(name, name);
-  return parts.length === 0 ? root : `${root}/${parts.join("/")}`;
 }
 
 /**
@@ -146,6 +126,20 @@ export class SafeRoot {
     }
     if (links === 0) this.#realDirs.add(key);
     return resolved;
+  }
+
+  /**
+   * Where the file of entry `name` (as a tar header or tar-split names it)
+   * is in the applied tree: the name cleaned and its parents resolved as
+   * the apply resolved them, so that `file/`, `./a//b` and `../c` open what
+   * was created as `file`, `a/b` and `c`, and a symlinked parent is
+   * followed inside the target only.
+   * @throws {ErrBadArchive} when a parent is missing or not a directory.
+   */
+  entryPath(name: string): string {
+    const parts = cleanEntryName(name);
+    if (parts.length === 0) return this.root;
+    return this.abs([...this.resolveParent(parts.slice(0, -1), name, false), parts.at(-1)!]);
   }
 
   /** Records that `parts` is now a real directory (created by the apply). */
