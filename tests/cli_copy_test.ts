@@ -201,7 +201,7 @@ Deno.test({
         ),
         step("copy", `${src}/sub`, "mid:/etc"),
         step("create-image", "-i", IMAGE_ID.one, "-n", "img", "mid"),
-        step("create-container", "-i", CONTAINER_ID.one, "-n", "c", "img"),
+        step("create-container", "-i", CONTAINER_ID.one, "-n", "ctr", "img"),
         step("mounted", "base", "mid"),
       ]);
       // the container's layer has a random ID: each tool copies into its own store's
@@ -218,12 +218,12 @@ Deno.test({
       }
       // what one tool copied, the other reads through its own mount
       for (const [root, tool] of [[a, theirs], [b, ours]] as const) {
-        const m = await tool(root, ["mount", "c"]);
+        const m = await tool(root, ["mount", "ctr"]);
         assert.equal(m.code, 0, m.stderr);
         const mountpoint = m.stdout.trim();
         assert.equal(await Deno.readTextFile(`${mountpoint}/etc/f1`), "one\n");
         assert.equal(await Deno.readTextFile(`${mountpoint}/copied/f2`), "two\n");
-        const u = await tool(root, ["unmount", "c"]);
+        const u = await tool(root, ["unmount", "ctr"]);
         assert.equal(u.code, 0, u.stderr);
       }
     } finally {

@@ -220,3 +220,47 @@ export class Twins {
     }
   }
 }
+
+/**
+ * The big-data commands of `kind` ("image" or "container") on the object
+ * `name` (`id` its ID; `bare` one without data), error paths included:
+ * the writes (items "manifest" = "hello", "config" and "A/b c" from
+ * `file`), then the reads; `out` is a file `get-…-data -f` may create.
+ */
+export function bigDataSteps(
+  kind: string,
+  o: { name: string; id: string; bare: string; file: string; out: string },
+): { writes: Step[]; reads: Step[] } {
+  const [set, list, get] = [`set-${kind}-data`, `list-${kind}-data`, `get-${kind}-data`];
+  const [size, digest] = [`${get}-size`, `${get}-digest`];
+  const writes: Step[] = [
+    { args: [set, o.name, "manifest"], stdin: "hello" },
+    { args: [set, o.name, "config"], stdin: "cfg" },
+    step(set, "-f", o.file, o.id.slice(0, 12), "A/b c"),
+    { args: [set, o.name, ""], stdin: "x" },
+    { args: [set, "nope", "k"], stdin: "x" },
+    step(set, "-f", "/nonexistent/data", o.name, "k"),
+  ];
+  const reads: Step[] = [
+    step(list, o.name),
+    step(list, "-j", o.name),
+    step(list, "-j", o.bare),
+    step(list, "nope"),
+    step(get, o.name, "manifest"),
+    step(get, o.name, "A/b c"),
+    step(get, "-f", o.out, o.name, "nokey"),
+    step(get, o.name, "no/key"),
+    step(get, o.name, ""),
+    step(get, "nope", "k"),
+    step(size, o.name, "config"),
+    step(size, o.name, "nokey"),
+    step(size, o.name, ""),
+    step(size, "nope", "k"),
+    step(digest, o.name, "manifest"),
+    step(digest, o.name, "A/b c"),
+    step(digest, o.name, "nokey"),
+    step(digest, o.name, ""),
+    step(digest, "nope", "k"),
+  ];
+  return { writes, reads };
+}

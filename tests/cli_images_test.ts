@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { isRoot, referenceCli, run } from "./helpers.ts";
 import {
+  bigDataSteps,
   CONTAINER_ID,
   dropRoot,
   ID,
@@ -58,36 +59,15 @@ Deno.test({
       ];
       await twins.run(creation);
       await twins.sameContent();
-      const data: Step[] = [
-        { args: ["set-image-data", "img1", "manifest"], stdin: "hello" },
-        { args: ["set-image-data", "img1", "config"], stdin: "cfg" },
-        { args: ["set-image-data", "-f", md, IMAGE_ID.one.slice(0, 12), "A/b c"] },
-        { args: ["set-image-data", "img1", ""], stdin: "x" },
-        { args: ["set-image-data", "nope", "k"], stdin: "x" },
-        step("set-image-data", "-f", "/nonexistent/data", "img1", "k"),
-      ];
-      await twins.run(data);
-      const dataReads: Step[] = [
-        step("list-image-data", "img1"),
-        step("list-image-data", "-j", "img1"),
-        step("list-image-data", "-j", "img2"),
-        step("list-image-data", "nope"),
-        step("get-image-data", "img1", "manifest"),
-        step("get-image-data", "img1", "A/b c"),
-        step("get-image-data", "-f", `${a.dir}/out`, "img1", "nokey"),
-        step("get-image-data", "img1", ""),
-        step("get-image-data", "nope", "k"),
-        step("get-image-data-size", "img1", "config"),
-        step("get-image-data-size", "img1", "nokey"),
-        step("get-image-data-size", "img1", ""),
-        step("get-image-data-size", "nope", "k"),
-        step("get-image-data-digest", "img1", "manifest"),
-        step("get-image-data-digest", "img1", "A/b c"),
-        step("get-image-data-digest", "img1", "nokey"),
-        step("get-image-data-digest", "img1", ""),
-        step("get-image-data-digest", "nope", "k"),
-      ];
-      await twins.run(dataReads, { concurrently: true });
+      const data = bigDataSteps("image", {
+        name: "img1",
+        id: IMAGE_ID.one,
+        bare: "img2",
+        file: md,
+        out: `${a.dir}/out`,
+      });
+      await twins.run(data.writes);
+      await twins.run(data.reads, { concurrently: true });
       const reading: Step[] = [
         step("images"),
         step("images", "-j"),
@@ -189,8 +169,8 @@ Deno.test({
         withRO("exists", "-i", "ro"),
         withRO("images-by-digest", HELLO),
         withRO("get-image-data", "ro", "manifest"),
-        withRO("create-container", "-i", CONTAINER_ID.one, "-n", "c", "ro"),
-        withRO("container", "c"),
+        withRO("create-container", "-i", CONTAINER_ID.one, "-n", "ctr", "ro"),
+        withRO("container", "ctr"),
         withRO("delete-image", "ro"),
         withRO("mount", "-r", "ro"),
         withRO("metadata", "ro"),
@@ -203,7 +183,7 @@ Deno.test({
         withRO("get-image-data-size", "ro", "manifest"),
         withRO("get-image-data-digest", "ro", "manifest"),
         withRO("image", "mine"),
-        withRO("delete-container", "c"),
+        withRO("delete-container", "ctr"),
         withRO("layers"),
       ]);
       assert.equal(await treeDigest(shared.graph), before, "the additional store is unchanged");
