@@ -78,14 +78,10 @@ function joinInside(mountpoint: string, path: string): string {
   return join(mountpoint, path).replace(/(.)\/$/, "$1");
 }
 
-/**
- * IDs mapped out of a tree with `maps` (host → container, "in" the
- * archive) or into one (container → host, "out"); no maps: unchanged.
- */
-function mapPair(ids: Owner, maps: IDMappings | undefined, dir: "in" | "out"): Owner {
+/** Host IDs of a tree with `maps` as the container IDs a copy carries; no maps: unchanged. */
+function containerIDs(ids: Owner, maps: IDMappings | undefined): Owner {
   if (!maps) return ids;
-  const f = dir === "in" ? toContainer : toHost;
-  return { uid: f(ids.uid, maps.uidMap), gid: f(ids.gid, maps.gidMap) };
+  return { uid: toContainer(ids.uid, maps.uidMap), gid: toContainer(ids.gid, maps.gidMap) };
 }
 
 /**
@@ -161,9 +157,9 @@ async function* treeEntries(dir: string, ids: CopyIDs, err: Sink): AsyncGenerato
     try {
       // whiteouts were made with host owners already
       const whiteout = basename(h.name).startsWith(WHITEOUT_PREFIX);
-      const ids2 = ids.chown ?? (whiteout ? h : mapPair(h, ids.from, "in"));
-      h.uid = ids2.uid;
-      h.gid = ids2.gid;
+      const owner = ids.chown ?? (whiteout ? h : containerIDs(h, ids.from));
+      h.uid = owner.uid;
+      h.gid = owner.gid;
     } catch (e) {
       err.write(logLine("error", `Can't add file ${path} to tar: ${goMessage(e)}`));
       continue;
@@ -190,7 +186,7 @@ async function fileTar(
   if (typeflag === undefined) throw new CliError("archive/tar: sockets not supported");
   const h: TarHeader = emptyHeader(name, typeflag);
   h.mode = st.mode & 0o7777;
-  const owner = ids.chown ?? mapPair(st, ids.from, "in");
+  const owner = ids.chown ?? containerIDs(st, ids.from);
   h.uid = owner.uid;
   h.gid = owner.gid;
   h.mtime = st.mtime;
