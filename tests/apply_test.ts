@@ -331,7 +331,12 @@ Deno.test({
     );
     assert.ok(!exists(`${dir}/opq/.wh..wh..opq`));
     assert.ok(!exists(`${dir}/.wh.gone`));
-    assert.ok(!exists(`${dir}/.wh..wh.plnk`));
+    assert.ok(!exists(`${dir}/.wh..wh.plnk/123.456`));
+    assert.ok(exists(`${dir}/.wh..wh.plnk`), "bookkeeping's parent is created, as by 1.43");
+    assert.ok(
+      [...Deno.readDirSync(dir)].every((e) => !e.name.startsWith(".storage-plnk")),
+      "the kept hard-link sources are removed",
+    );
     assert.ok(exists(`${dir}/nothere`), "a whiteout's parent is created like any parent");
   } finally {
     await removeTree(dir);

@@ -10,7 +10,7 @@
 export interface FixtureEntry {
   /** Raw name as written to the header (bytes: not necessarily UTF-8). */
   name: string | Uint8Array;
-  /** "0" file, "1" hard link, "2" symlink, "3" char, "4" block, "5" dir, "6" fifo. */
+  /** "0" file, "1" hard link, "2" symlink, "3" char, "4" block, "5" dir, "6" fifo, or any other. */
   type?: string;
   /** File content. */
   data?: string | Uint8Array;
@@ -119,8 +119,10 @@ export function buildTar(entries: FixtureEntry[]): Uint8Array {
       const body = concat(pax);
       out.push(header("PaxHeaders/x", "x", { name: "" }, body.length), ...padded(body));
     }
-    out.push(header(e.name, type, e, type === "0" ? data.length : 0));
-    if (type === "0") out.push(...padded(data));
+    // Links, devices, directories and FIFOs have no body; every other type (files, "7", "g"…) does.
+    const body = !"123456".includes(type);
+    out.push(header(e.name, type, e, body ? data.length : 0));
+    if (body) out.push(...padded(data));
   }
   out.push(new Uint8Array(1024));
   return concat(out);

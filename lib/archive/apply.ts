@@ -37,11 +37,19 @@ import {
   symlink,
   utimensat,
 } from "../../ffi/fs.ts";
+import { openFileStream } from "./file_stream.ts";
 import { readTar } from "./tar_reader.ts";
-import { type SparseRegion, type TarHeader, type TarTime, TypeFlag } from "./tar_header.ts";
+import {
+  cleanPath,
+  type SparseRegion,
+  type TarHeader,
+  type TarTime,
+  TypeFlag,
+} from "./tar_header.ts";
 import { cleanEntryName, SafeRoot } from "./safe_path.ts";
 import {
   OVERLAY_OPAQUE_XATTR,
+  WHITEOUT_LINK_DIR,
   WHITEOUT_META_PREFIX,
   WHITEOUT_OPAQUE,
   whiteoutTarget,
@@ -96,75 +104,104 @@ export async function applyTar(
   const root = new SafeRoot(target);
   const overlay = opts.whiteoutFormat === "overlay";
   const keep = opts.whiteoutFormat === "keep";
+  const aufs = opts.whiteoutFormat === "aufs";
   const unpacked = new Set<string>();
   const dirs: { parts: string[]; atime?: TarTime; mtime: TarTime }[] = [];
   let size = 0;
 
-  for await (const { header: h, body } of readTar(tar)) {
-    size += h.size;
-    if (h.typeflag === TypeFlag.XGlobalHeader) continue;
-    const name = h.name;
-    const parts = cleanEntryName(name);
-    if (parts.length === 0) {
-      if (h.typeflag !== TypeFlag.Dir) {
-        throw new ErrBadArchive(name, { detail: "the target's root can only be a directory" });
+  const aufsLinks = new AufsLinkSources(root, unpacked);
+  try {
+    for await (const { header: h, body } of readTar(tar)) {
+      size += h.size;
+      const name = h.name;
+      const parts = cleanEntryName(name);
+      // 1.43 makes the parent of every entry first, also of those it then skips.
+      const parent = parts.length === 0 ? [] : root.resolveParent(parts.slice(0, -1), name, true);
+      // A global header is metadata for the whole archive: 1.43 also takes its name as a path to
+      // replace or a whiteout to carry out, which only destroys what the layer made (see README).
+      if (h.typeflag === TypeFlag.XGlobalHeader) continue;
+      if (parts.length === 0) {
+        if (h.typeflag !== TypeFlag.Dir) {
+          throw new ErrBadArchive(name, { detail: "the target's root can only be a directory" });
+        }
+        if (overlay || keep) continue; // Unpack skips the root entry
+        applyMetadata(root.root, h, h.typeflag, ids(h, opts), opts);
+        dirs.push({ parts, atime: h.atime, mtime: h.mtime });
+        continue;
       }
-      if (overlay || keep) continue; // Unpack skips the root entry
-      applyMetadata(root.root, h, h.typeflag, ids(h, opts), opts);
-      dirs.push({ parts, atime: h.atime, mtime: h.mtime });
-      continue;
-    }
-    const base = parts[parts.length - 1];
-    if (
-      !keep && parts[0].startsWith(WHITEOUT_META_PREFIX) &&
-      !(parts.length === 1 && base === WHITEOUT_OPAQUE)
-    ) {
-      continue; // AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs), never extracted
-    }
-    const parent = root.resolveParent(parts.slice(0, -1), name, true);
-
-    if (!keep && base === WHITEOUT_OPAQUE) {
-      if (overlay) {
-        setXattr(root.abs(parent), OVERLAY_OPAQUE_XATTR, new Uint8Array([0x79]), name);
-      } else {
-        clearNotUnpacked(root, parent, unpacked);
+      const base = parts[parts.length - 1];
+      const clean = cleanPath(name);
+      if (aufs && clean.startsWith(WHITEOUT_META_PREFIX) && clean !== WHITEOUT_OPAQUE) {
+        // AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs) is not extracted, as by UnpackLayer;
+        // files in .wh..wh.plnk are kept aside as sources of hard links to them.
+        if (clean.startsWith(WHITEOUT_LINK_DIR) && h.typeflag === TypeFlag.Reg) {
+          await aufsLinks.save(base, h, body);
+        }
+        continue;
       }
-      continue;
-    }
-    const deleted = keep ? null : whiteoutTarget(base);
-    if (deleted !== null) {
-      if (deleted === "") throw new ErrBadArchive(name, { detail: "whiteout names no valid file" });
-      const victim = [...parent, deleted];
-      removePath(root, victim);
-      if (overlay) {
-        const abs = root.abs(victim);
-        mknod(abs, S_IFCHR, 0);
-        const { uid, gid } = ids(h, opts);
-        chown(abs, uid, gid, opts);
+
+      if (!keep && base === WHITEOUT_OPAQUE) {
+        if (overlay) {
+          setXattr(root.abs(parent), OVERLAY_OPAQUE_XATTR, new Uint8Array([0x79]), name);
+        } else {
+          clearNotUnpacked(root, parent, unpacked);
+        }
+        continue;
       }
-      continue;
-    }
+      const deleted = keep ? null : whiteoutTarget(base);
+      if (deleted !== null) {
+        if (deleted === "") {
+          throw new ErrBadArchive(name, { detail: "whiteout names no valid file" });
+        }
+        const victim = [...parent, deleted];
+        removePath(root, victim);
+        if (overlay) {
+          const abs = root.abs(victim);
+          mknod(abs, S_IFCHR, 0);
+          const { uid, gid } = ids(h, opts);
+          chown(abs, uid, gid, opts);
+        }
+        continue;
+      }
 
-    const path = [...parent, base];
-    const abs = root.abs(path);
-    const isDir = h.typeflag === TypeFlag.Dir;
-    let existing: Deno.FileInfo | undefined;
-    try {
-      existing = Deno.lstatSync(abs);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    if (existing && !(existing.isDirectory && isDir)) removePath(root, path, existing);
+      const path = [...parent, base];
+      const abs = root.abs(path);
+      const isDir = h.typeflag === TypeFlag.Dir;
+      let existing: Deno.FileInfo | undefined;
+      try {
+        existing = Deno.lstatSync(abs);
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
+      if (existing && !(existing.isDirectory && isDir)) removePath(root, path, existing);
+      unpacked.add(path.join("/"));
 
-    const owner = ids(h, opts);
-    const type = createEntry(root, abs, h, opts, name);
-    if (type === TypeFlag.Reg) await writeBody(abs, body, h);
-    applyMetadata(abs, h, type, owner, opts);
-    if (isDir) {
-      root.markDir(path);
-      dirs.push({ parts: path, atime: h.atime, mtime: h.mtime });
+      const source = aufs && h.typeflag === TypeFlag.Link
+        ? aufsLinks.source(h.linkname, name)
+        : undefined;
+      if (source) {
+        // UnpackLayer writes the kept file's content here, with that file's header.
+        const copy = { ...source.header, sparse: undefined };
+        const content = openFileStream(source.abs);
+        try {
+          await writeBody(abs, content, copy);
+        } finally {
+          content.release();
+        }
+        applyMetadata(abs, copy, TypeFlag.Reg, ids(copy, opts), opts);
+        continue;
+      }
+      const owner = ids(h, opts);
+      const type = createEntry(root, abs, h, opts, name);
+      if (type === TypeFlag.Reg) await writeBody(abs, body, h);
+      applyMetadata(abs, h, type, owner, opts);
+      if (isDir) {
+        root.markDir(path);
+        dirs.push({ parts: path, atime: h.atime, mtime: h.mtime });
+      }
     }
-    unpacked.add(path.join("/"));
+  } finally {
+    aufsLinks.remove();
   }
 
   for (const d of dirs) {
@@ -172,6 +209,53 @@ export async function applyTar(
     utimensat(root.abs(d.parts), atime, clampTime(d.mtime), true);
   }
   return { size };
+}
+
+/**
+ * Files of AUFS's hard-link directory (`.wh..wh.plnk/<name>`), which
+ * UnpackLayer keeps aside by base name in a temporary directory (inside the
+ * target, as 1.43's is inside its chroot) and copies wherever a hard link
+ * names them, since the directory itself is never extracted.
+ */
+class AufsLinkSources {
+  #dir: string[] | undefined;
+  readonly #headers = new Map<string, TarHeader>();
+
+  /**
+   * @param root The apply's target.
+   * @param unpacked The apply's unpacked paths, which an opaque root leaves alone.
+   */
+  constructor(readonly root: SafeRoot, readonly unpacked: Set<string>) {}
+
+  /** Keeps the body of `.wh..wh.plnk/<base>` (a later one of the same name replaces it). */
+  async save(base: string, h: TarHeader, body: AsyncIterable<Uint8Array>): Promise<void> {
+    if (!this.#dir) {
+      const dir = Deno.makeTempDirSync({ dir: this.root.root, prefix: ".storage-plnk" });
+      this.#dir = [dir.slice(dir.lastIndexOf("/") + 1)];
+      this.unpacked.add(this.#dir[0]);
+    }
+    removePath(this.root, [...this.#dir, base]);
+    await writeBody(this.root.abs([...this.#dir, base]), body, h);
+    this.#headers.set(base, h);
+  }
+
+  /**
+   * The kept file a hard link to `linkname` copies, or undefined when the
+   * link is an ordinary one (its cleaned target is not in `.wh..wh.plnk`).
+   * @throws {ErrBadArchive} naming `entry` when no such file was kept.
+   */
+  source(linkname: string, entry: string): { header: TarHeader; abs: string } | undefined {
+    if (!cleanPath(linkname).startsWith(WHITEOUT_LINK_DIR)) return undefined;
+    const base = linkname.replace(/\/+$/, "").split("/").pop()!; // Go's filepath.Base
+    const header = this.#headers.get(base);
+    if (!header) throw new ErrBadArchive(entry, { detail: "invalid aufs hardlink" });
+    return { header, abs: this.root.abs([...this.#dir!, base]) };
+  }
+
+  /** Removes the temporary directory. */
+  remove(): void {
+    if (this.#dir) removePath(this.root, this.#dir);
+  }
 }
 
 /** The entry's owner mapped to host IDs. */
@@ -194,6 +278,17 @@ function ids(h: TarHeader, opts: ApplyOptions): { uid: number; gid: number } {
   };
 }
 
+/** The entry types an apply creates (the reader has made pre-POSIX files "0" or "5"). */
+const CREATED = new Set<string>([
+  TypeFlag.Reg,
+  TypeFlag.Link,
+  TypeFlag.Symlink,
+  TypeFlag.Char,
+  TypeFlag.Block,
+  TypeFlag.Dir,
+  TypeFlag.Fifo,
+]);
+
 /**
  * Creates the filesystem object of an entry (not its metadata) and returns
  * the type actually created (force-mask turns devices into regular files).
@@ -206,7 +301,12 @@ function createEntry(
   name: string,
 ): string {
   let type = h.typeflag;
-  if (type === TypeFlag.RegA || type === TypeFlag.Cont) type = TypeFlag.Reg;
+  if (!CREATED.has(type)) {
+    // As 1.43's createTarFile: contiguous files ("7") and any other type are refused.
+    throw new ErrBadArchive(name, {
+      detail: `unhandled tar header type ${type.charCodeAt(0)}`,
+    });
+  }
   const forced = opts.forceMask !== undefined;
   if (forced && type !== TypeFlag.Dir && type !== TypeFlag.Symlink && type !== TypeFlag.Link) {
     type = TypeFlag.Reg;
@@ -260,10 +360,6 @@ function createEntry(
     case TypeFlag.Symlink:
       symlink(h.linkname, abs);
       break;
-    default:
-      throw new ErrBadArchive(name, {
-        detail: `unhandled tar entry type ${JSON.stringify(h.typeflag)}`,
-      });
   }
   return type;
 }

@@ -33,7 +33,7 @@ export const TypeFlag = {
   Dir: "5",
   /** FIFO. */
   Fifo: "6",
-  /** Contiguous file (treated as regular). */
+  /** Contiguous file (read as a regular file; refused by the apply, as by containers/storage). */
   Cont: "7",
   /** PAX extended header for the next entry. */
   XHeader: "x",

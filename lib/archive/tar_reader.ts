@@ -457,7 +457,13 @@ export class TarParser {
     }
   }
 
-  /** Signals the end of input; throws if the stream stopped inside a header or body. */
+  /**
+   * Signals the end of input; throws if the stream stopped inside a header
+   * or body. Like Go's reader, it takes input that stops after a body or an
+   * extension header, or inside the padding after them, as the end of the
+   * archive: its end-of-archive blocks are optional, and a pending
+   * extension header then applies to nothing.
+   */
   end(): void {
     const s = this.#state;
     if (s === State.Header && this.#fill > 0) {
@@ -468,14 +474,10 @@ export class TarParser {
         GO_UNEXPECTED_EOF,
       );
     }
-    if (s === State.Header && this.#afterExt && this.#zeros === 0) {
-      throw this.#fail("stream ends after an extension header", this.#pos);
-    }
     if (s === State.Body || s === State.Ext) {
       const missing = s === State.Body ? this.#remaining : this.#ext!.length - this.#extFill;
       throw this.#fail(`truncated body (${missing} bytes missing)`, this.#pos, GO_UNEXPECTED_EOF);
     }
-    if (s === State.Pad) throw this.#fail("truncated padding", this.#pos);
     if (s === State.SparseMap) throw this.#fail("truncated GNU sparse map", this.#pos);
   }
 
@@ -516,6 +518,8 @@ export class TarParser {
         throw this.#fail(`extension header size ${h.size} out of range`, at);
       }
       this.#extType = t;
+      // A global header is an entry of its own, named by its block even after other extensions.
+      if (t === TypeFlag.XGlobalHeader) this.#name = h.name;
       this.#ext = new Uint8Array(h.size);
       this.#extFill = 0;
       this.#afterExt = true;
@@ -634,7 +638,9 @@ export class TarParser {
           this.#longLink = data;
           break;
         case TypeFlag.XGlobalHeader: {
-          // Go returns a global header as an entry of its own, applying it to nothing.
+          // Go returns a global header as an entry of its own, applying it to nothing, and
+          // forgets the extension headers before it.
+          this.#pax = this.#longName = this.#longLink = undefined;
           const h = emptyHeader(this.#name ?? "", TypeFlag.XGlobalHeader);
           for (const [k, v] of parsePax(data)) {
             if (k.startsWith("SCHILY.xattr.")) h.xattrs[k.slice(13)] = v.slice();

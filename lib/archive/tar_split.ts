@@ -54,6 +54,9 @@ const BATCH = 64 << 10;
 
 const utf8 = new TextEncoder();
 
+/** tar-split's ErrDuplicatePath: it cannot record two entries of one (cleaned) path. */
+const ERR_DUPLICATE = "duplicates of file paths not supported";
+
 /** Go's encoding/json string encoding (HTML-safe, \u00XX for most control bytes). */
 export function goJsonString(s: string): string {
   // deno-lint-ignore no-control-regex -- control bytes are exactly what needs escaping
@@ -180,14 +183,11 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
         }
       },
       entryEnd: () => {
-        if (sparse) return;
+        // Checked for sparse files too, which are recorded as segments: tar-split refuses them.
         const key = cleanPath(name);
-        if (seen.has(key)) {
-          throw new ErrBadArchive(name, {
-            detail: "duplicate path, which tar-split cannot record",
-          });
-        }
+        if (seen.has(key)) throw new ErrBadArchive(name, { detail: ERR_DUPLICATE });
         seen.add(key);
+        if (sparse) return;
         const n = rawName ? `"name_raw":"${base64(rawName)}"` : `"name":${goJsonString(name)}`;
         const body = size > 0
           ? `"size":${size},"payload":"${base64(crc.digest())}"`
@@ -379,7 +379,7 @@ export function rebuildTar(
       }
       const name = e.name ?? "";
       const key = cleanPath(name);
-      if (seen.has(key)) throw new ErrBadArchive(name, { detail: "duplicate path in tar-split" });
+      if (seen.has(key)) throw new ErrBadArchive(name, { detail: ERR_DUPLICATE });
       seen.add(key);
       if (e.size === 0) continue;
       crc.reset();
