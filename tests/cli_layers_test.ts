@@ -5,7 +5,7 @@
  * leave stores that the reference lists the same.
  */
 import assert from "node:assert/strict";
-import { isRoot, referenceCli, run, sha256File } from "./helpers.ts";
+import { isRoot, pathsBelow, referenceCli, run, sha256File } from "./helpers.ts";
 import {
   dropRoot,
   ID,
@@ -273,19 +273,6 @@ Deno.test({
     }
   },
 });
-
-/** Every path below `dir`, sorted: what a failed command must leave unchanged. */
-function pathsBelow(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    for (const e of Deno.readDirSync(`${dir}${rel}`)) {
-      out.push(`${rel}/${e.name}`);
-      if (e.isDirectory) walk(`${rel}/${e.name}`);
-    }
-  };
-  walk("");
-  return out.sort();
-}
 
 Deno.test({
   name:

@@ -57,6 +57,26 @@ export async function removeTree(path: string): Promise<void> {
   await Deno.remove(path, { recursive: true }).catch(() => {});
 }
 
+/** `n` random bytes (getRandomValues fills at most 64 KiB a call): data that does not compress. */
+export function randomBytes(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65_536) crypto.getRandomValues(b.subarray(i, i + 65_536));
+  return b;
+}
+
+/** Every path below `dir`, sorted: what a failed command must leave unchanged. */
+export function pathsBelow(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of Deno.readDirSync(`${dir}${rel}`)) {
+      out.push(`${rel}/${e.name}`);
+      if (e.isDirectory) walk(`${rel}/${e.name}`);
+    }
+  };
+  walk("");
+  return out.sort();
+}
+
 /** Result of running a command. */
 export interface RunResult {
   /** Exit code. */

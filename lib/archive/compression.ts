@@ -13,6 +13,13 @@
  *   or slow, and the native tools stream with bounded memory. Missing tools
  *   give an error naming them.
  *
+ * Every stream is checked to its end, as Go's readers (and so the reference
+ * CLI) check it: a stream cut short is an ErrBadArchive ending in "unexpected
+ * EOF", bytes after the last gzip member, zstd frame or bzip2 stream are
+ * refused (xz's zero padding excepted), and a decoder's failure, however the
+ * decoder reports it, errors the returned stream with an ErrBadArchive. A
+ * failure to read the input is passed on as it is.
+ *
  * @example
  * ```ts ignore
  * import { decompressStream } from "./compression.ts";
@@ -23,7 +30,7 @@
 
 import { Duplex } from "node:stream";
 import * as zlib from "node:zlib";
-import { ErrBadArchive } from "../errors.ts";
+import { ErrBadArchive, ErrPermission } from "../errors.ts";
 
 /** Compression of a layer, numbered as containers/storage's archive.Compression. */
 export enum Compression {
@@ -62,32 +69,307 @@ export function detectCompression(bytes: Uint8Array): Compression {
   return Compression.Uncompressed;
 }
 
+/**
+ * A decoder's own words, on one line: the CLI prints errors as one line, and
+ * the spawned tools write paragraphs ("bzip2: … perhaps it is corrupted?").
+ */
+function firstLine(text: string): string {
+  return text.split("\n").map((l) => l.trim()).find((l) => l !== "") ?? "";
+}
+
 /** Wraps decoder failures so callers see which format was bad and why. */
 function badData(c: Compression, cause: unknown): ErrBadArchive {
-  const why = cause instanceof Error ? cause.message : String(cause);
+  // node:zlib's zstd messages repeat what ours already say
+  const why = (cause instanceof Error ? cause.message : String(cause))
+    .replace(/^Zstd decompress error: /, "");
   return new ErrBadArchive(undefined, {
-    detail: `invalid ${compressionName(c)} data: ${why}`,
+    detail: `invalid ${compressionName(c)} data: ${firstLine(why)}`,
     cause,
   });
 }
 
-function mapErrors(
-  s: ReadableStream<Uint8Array>,
-  c: Compression,
-): ReadableStream<Uint8Array> {
-  const reader = s.getReader();
+/**
+ * A compressed stream that stops before its end. The words end as Go's
+ * io.ErrUnexpectedEOF does, which is what the reference CLI prints for a
+ * truncated layer of every format.
+ */
+function truncated(c: Compression, cause?: unknown): ErrBadArchive {
+  return new ErrBadArchive(undefined, {
+    detail: `truncated ${compressionName(c)} data: unexpected EOF`,
+    cause,
+  });
+}
+
+/** A decoder that stopped before the end of its input (Go refuses what follows the last stream). */
+function trailing(c: Compression, bytes: number): ErrBadArchive {
+  return new ErrBadArchive(undefined, {
+    detail: `invalid ${
+      compressionName(c)
+    } data: ${bytes} bytes after the end of the compressed stream`,
+  });
+}
+
+const ZSTD_MAGIC = 0xfd2fb528;
+/** Skippable frames have magics 0x184D2A50 to 0x184D2A5F. */
+const ZSTD_SKIPPABLE = 0x184d2a50;
+
+const enum ZstdField {
+  Magic,
+  SkippableSize,
+  Descriptor,
+  BlockHeader,
+}
+
+/**
+ * Follows the frame structure of a zstd stream (RFC 8878: frame headers,
+ * block headers, checksums, skippable frames) without decoding it, to find
+ * where each frame ends. Deno 2.9's node:zlib zstd decoder stops at the end
+ * of the first frame and drops the rest of the stream (concatenated or
+ * multi-frame zstd), and ends quietly on a frame cut short (even one missing
+ * only its checksum); so each frame gets a decoder of its own, and a stream
+ * that does not end where a frame ends is truncated.
+ */
+class ZstdFrames {
+  #field = ZstdField.Magic;
+  #bytes = new Uint8Array(4);
+  #have = 0;
+  #want = 4;
+  /** Bytes to pass over (a header's rest, a block's content, a checksum) before the next field. */
+  #skip = 0;
+  #checksum = false;
+
+  /**
+   * Follows `chunk` up to the end of the current frame; returns how many of
+   * its bytes belong to that frame. Throws ErrBadArchive at a magic or block
+   * type no zstd decoder accepts.
+   */
+  scan(chunk: Uint8Array): number {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.#skip > 0) {
+        const n = Math.min(this.#skip, chunk.length - i);
+        this.#skip -= n;
+        i += n;
+      } else {
+        const n = Math.min(this.#want - this.#have, chunk.length - i);
+        this.#bytes.set(chunk.subarray(i, i + n), this.#have);
+        this.#have += n;
+        i += n;
+        if (this.#have === this.#want) {
+          this.#have = 0;
+          this.#next();
+        }
+      }
+      if (this.complete) break;
+    }
+    return i;
+  }
+
+  /** Whether the bytes seen so far end where a frame ends. */
+  get complete(): boolean {
+    return this.#field === ZstdField.Magic && this.#have === 0 && this.#skip === 0;
+  }
+
+  #next(): void {
+    const b = this.#bytes;
+    const bad = (what: string) =>
+      new ErrBadArchive(undefined, { detail: `invalid zstd data: ${what}` });
+    switch (this.#field) {
+      case ZstdField.Magic: {
+        const magic = (b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24) >>> 0;
+        if (magic === ZSTD_MAGIC) {
+          this.#field = ZstdField.Descriptor;
+          this.#want = 1;
+        } else if ((magic & 0xfffffff0) >>> 0 === ZSTD_SKIPPABLE) {
+          this.#field = ZstdField.SkippableSize;
+        } else {
+          throw bad("magic number mismatch");
+        }
+        return;
+      }
+      case ZstdField.SkippableSize:
+        this.#skip = (b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24) >>> 0;
+        this.#field = ZstdField.Magic;
+        return;
+      case ZstdField.Descriptor: {
+        const d = b[0];
+        if (d & 0x08) throw bad("reserved bit set in the frame header");
+        const single = (d >> 5) & 1;
+        this.#checksum = ((d >> 2) & 1) === 1;
+        // window descriptor, dictionary ID, frame content size
+        this.#skip = (single ? 0 : 1) + [0, 1, 2, 4][d & 3] + [single, 2, 4, 8][d >> 6];
+        this.#field = ZstdField.BlockHeader;
+        this.#want = 3;
+        return;
+      }
+      case ZstdField.BlockHeader: {
+        const h = b[0] | b[1] << 8 | b[2] << 16;
+        const type = (h >> 1) & 3;
+        if (type === 3) throw bad("reserved block type");
+        // an RLE block holds one byte, repeated
+        this.#skip = type === 1 ? 1 : h >>> 3;
+        if (h & 1) {
+          if (this.#checksum) this.#skip += 4;
+          this.#field = ZstdField.Magic;
+          this.#want = 4;
+        }
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * Deno 2.9's node:zlib resumes a decoder whose output buffer filled in a
+ * process.nextTick callback that has no try/catch, so corrupt zstd data met
+ * there is thrown into the event loop ("Uncaught Error: Zstd decompress
+ * error: …", which kills the process) instead of erroring the stream.
+ * Wrapping the handle's native write (the one `Object.getPrototypeOf(handle).write`
+ * names) turns such a throw into `destroy(error)`, which errors the stream as
+ * every other zlib failure does. Without that property (another Deno) the
+ * engine is left as is.
+ */
+function routeThrownErrors(engine: zlib.Gunzip | zlib.ZstdDecompress): void {
+  const handle = (engine as unknown as { _handle?: Record<symbol, unknown> })._handle;
+  if (!handle) return;
+  const native = Object.getPrototypeOf(handle)?.write;
+  const key = Object.getOwnPropertySymbols(handle).find((k) => handle[k] === native);
+  if (!key || typeof native !== "function") return;
+  handle[key] = function (this: unknown, ...args: unknown[]) {
+    try {
+      return native.apply(this, args);
+    } catch (e) {
+      engine.destroy(e as Error);
+    }
+  };
+}
+
+/** A node:zlib decoder's output, and what it knows when that output ends or fails. */
+interface ZlibDecoder {
+  /** The decoded bytes. */
+  out: ReadableStreamDefaultReader<Uint8Array>;
+  /** How many bytes of the input the decoder left unread. */
+  unread(): number;
+  /** The failure of `out` as the caller sees it. */
+  error(e: unknown): unknown;
+}
+
+/** One node:zlib decoder over `input`. */
+function zlibDecoder(
+  input: ReadableStream<Uint8Array>,
+  c: Compression.Gzip | Compression.Zstd,
+): ZlibDecoder {
+  // output in 64 KiB pieces (node's default is 16 KiB): fewer stream steps per byte
+  const opts = { chunkSize: 1 << 16 };
+  const engine = c === Compression.Gzip ? zlib.createGunzip(opts) : zlib.createZstdDecompress(opts);
+  routeThrownErrors(engine);
+  const src = input.getReader();
+  let fed = 0;
+  // A failure to read the input (a network or disk error, or the zstd frame
+  // check) reaches the decoder's output too; it is passed on as it is, not
+  // reported as bad data.
+  let inputFailure: { error: unknown } | undefined;
+  const counted = new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await src.read();
+      } catch (error) {
+        inputFailure = { error };
+        throw error;
+      }
+      if (r.done) return ctl.close();
+      fed += r.value.length;
+      ctl.enqueue(r.value);
+    },
+    cancel: (reason) => src.cancel(reason),
+  }, { highWaterMark: 0 });
+  return {
+    out: viaNode(counted, engine).getReader(),
+    unread: () => fed - engine.bytesWritten,
+    error(e) {
+      if (inputFailure) return inputFailure.error;
+      if (e instanceof ErrBadArchive) return e;
+      // zlib's "unexpected end of file"
+      if ((e as { code?: string })?.code === "Z_BUF_ERROR") return truncated(c, e);
+      return badData(c, e);
+    },
+  };
+}
+
+/**
+ * Decodes gzip (every member) with node:zlib, checked to the end: node:zlib
+ * stops quietly at zero bytes after a member, which Go's reader refuses.
+ */
+function gunzip(input: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const d = zlibDecoder(input, Compression.Gzip);
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
       try {
-        const r = await reader.read();
-        if (r.done) ctl.close();
-        else ctl.enqueue(r.value);
+        const r = await d.out.read();
+        if (!r.done) return ctl.enqueue(r.value);
+        if (d.unread() > 0) throw trailing(Compression.Gzip, d.unread());
+        ctl.close();
       } catch (e) {
-        ctl.error(e instanceof ErrBadArchive ? e : badData(c, e));
+        ctl.error(d.error(e));
       }
     },
-    cancel(reason) {
-      return reader.cancel(reason);
+    cancel: (reason) => d.out.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/** Decodes zstd frame by frame (see {@linkcode ZstdFrames}), each with its own decoder. */
+function unzstd(input: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const c = Compression.Zstd;
+  const src = input.getReader();
+  const frames = new ZstdFrames();
+  let pending: Uint8Array = new Uint8Array(0);
+  let ended = false;
+  let frame: ZlibDecoder | undefined;
+  /** Reads the next chunk of input into `pending` (false at its end). */
+  const fill = async (): Promise<boolean> => {
+    while (pending.length === 0 && !ended) {
+      const r = await src.read();
+      if (r.done) ended = true;
+      else pending = r.value;
+    }
+    return pending.length > 0;
+  };
+  /** The input from `pending` on, up to the end of the frame that starts there. */
+  const frameInput = () =>
+    new ReadableStream<Uint8Array>({
+      async pull(ctl) {
+        // input that ends inside the frame: the frame check below reports it
+        if (!await fill()) return ctl.close();
+        const n = frames.scan(pending);
+        ctl.enqueue(pending.subarray(0, n));
+        pending = pending.subarray(n);
+        if (frames.complete) ctl.close();
+      },
+    }, { highWaterMark: 0 });
+  return new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      try {
+        for (;;) {
+          if (!frame) {
+            if (!await fill()) return ctl.close();
+            frame = zlibDecoder(frameInput(), c);
+          }
+          const r = await frame.out.read();
+          if (!r.done) return ctl.enqueue(r.value);
+          if (!frames.complete) throw truncated(c);
+          if (frame.unread() > 0) throw trailing(c, frame.unread());
+          frame = undefined;
+        }
+      } catch (e) {
+        // with no frame under way, the input failed to be read
+        ctl.error(frame ? frame.error(e) : e);
+        await src.cancel(e).catch(() => {});
+      }
+    },
+    async cancel(reason) {
+      await frame?.out.cancel(reason).catch(() => {});
+      await src.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
 }
@@ -100,7 +382,18 @@ function viaNode(
   return input.pipeThrough(pair);
 }
 
-/** Pipes `input` through an external decompressor (`xz -dc`, `bzip2 -dc`). */
+/** What the spawned tools say when their input stops before the end of a stream. */
+const TOOL_TRUNCATED = /Unexpected end of input|ends unexpectedly/;
+/** bzip2's warning (exit 0) for bytes after the last stream, which Go refuses. */
+const TOOL_TRAILING = /trailing garbage after EOF/;
+
+/**
+ * Pipes `input` through an external decompressor (`xz -dc`, `bzip2 -dc`).
+ * Its exit status is the verdict: a non-zero exit errors the stream with
+ * its first line of stderr (the tool's refusal, not the broken pipe we then
+ * meet writing to it). The child is killed and reaped when the stream
+ * fails or is cancelled.
+ */
 function viaCommand(
   input: ReadableStream<Uint8Array>,
   cmd: string,
@@ -115,44 +408,86 @@ function viaCommand(
       stderr: "piped",
     }).spawn();
   } catch (cause) {
+    if (cause instanceof Deno.errors.NotCapable) {
+      throw new ErrPermission(`--allow-run=${cmd}`, {
+        detail: `${compressionName(c)} layers are decompressed by ${cmd}; ` +
+          `run deno with --allow-run=${cmd}`,
+        cause,
+      });
+    }
     throw new ErrBadArchive(undefined, {
       detail: `cannot decompress ${compressionName(c)}: ${cmd} not runnable`,
       cause,
     });
   }
-  const fed = input.pipeTo(child.stdin).catch((e) => {
+  const source = input.getReader();
+  // A failure to read the input is the stream's error; a failure to write to
+  // the tool means it exited, and its status says why.
+  let sourceFailure: { error: unknown } | undefined;
+  let allFed = false;
+  const fed = (async () => {
+    const stdin = child.stdin.getWriter();
     try {
-      child.kill();
+      for (;;) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await source.read();
+        } catch (e) {
+          sourceFailure = { error: e };
+          throw e;
+        }
+        if (r.done) break;
+        await stdin.write(r.value);
+      }
+      await stdin.close();
+      allFed = true;
+    } catch (e) {
+      await stdin.abort(e).catch(() => {});
+    }
+  })();
+  const stderr = new Response(child.stderr).text().catch(() => "");
+  const out = child.stdout.getReader();
+  /** Kills the tool, stops reading the input and waits for both, so no child or read is left. */
+  const stop = async (reason: unknown) => {
+    try {
+      child.kill("SIGKILL");
     } catch {
       // already exited
     }
-    return e;
-  });
-  const stderr = new Response(child.stderr).text();
-  const out = child.stdout.getReader();
+    await Promise.all([out.cancel(reason).catch(() => {}), source.cancel(reason).catch(() => {})]);
+    await Promise.all([child.status, fed, stderr]);
+  };
+  /** The error of a tool's run that ended, or undefined when it decoded all of the input. */
+  const verdict = async (): Promise<unknown> => {
+    const status = await child.status;
+    if (!status.success) await stop(undefined);
+    else await fed;
+    const said = await stderr;
+    if (sourceFailure) return sourceFailure.error;
+    if (!status.success) {
+      if (TOOL_TRUNCATED.test(said)) return truncated(c);
+      const why = firstLine(said).replace(/^.*\(stdin\): /, "").replace(/^\S*bzip2: /, "");
+      return badData(c, new Error(`${cmd}: ${why || `exit status ${status.code}`}`));
+    }
+    if (TOOL_TRAILING.test(said) || !allFed) {
+      return badData(c, new Error("trailing garbage after the end of the stream"));
+    }
+  };
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
-      const r = await out.read();
-      if (!r.done) return ctl.enqueue(r.value);
-      const status = await child.status;
-      const inputErr = await fed;
-      if (inputErr) return ctl.error(inputErr);
-      if (!status.success) {
-        return ctl.error(
-          badData(c, new Error(`${cmd}: ${(await stderr).trim() || `exit ${status.code}`}`)),
-        );
-      }
-      ctl.close();
-    },
-    async cancel(reason) {
-      await out.cancel(reason).catch(() => {});
+      let r: ReadableStreamReadResult<Uint8Array>;
       try {
-        child.kill();
-      } catch {
-        // already exited
+        r = await out.read();
+      } catch (e) {
+        await stop(e);
+        return ctl.error(badData(c, e));
       }
-      await child.status;
+      if (!r.done) return ctl.enqueue(r.value);
+      const e = await verdict();
+      if (e === undefined) ctl.close();
+      else ctl.error(e);
     },
+    cancel: stop,
   }, { highWaterMark: 0 });
 }
 
@@ -165,9 +500,9 @@ export function decompressAs(
     case Compression.Uncompressed:
       return stream;
     case Compression.Gzip:
-      return mapErrors(viaNode(stream, zlib.createGunzip()), c);
+      return gunzip(stream);
     case Compression.Zstd:
-      return mapErrors(viaNode(stream, zlib.createZstdDecompress()), c);
+      return unzstd(stream);
     case Compression.Xz:
       return viaCommand(stream, "xz", c);
     case Compression.Bzip2:

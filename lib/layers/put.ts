@@ -171,6 +171,8 @@ export async function put(s: LayerStore, opts: PutOptions): Promise<PutResult> {
     await s.save();
     succeeded = true;
     return { layer: copyLayer(layer), size };
+  } catch (e) {
+    throw typed(`creating layer with ID ${JSON.stringify(id)}`, e);
   } finally {
     if (!succeeded) {
       await s.delete(id).catch((e) => {
@@ -183,15 +185,24 @@ export async function put(s: LayerStore, opts: PutOptions): Promise<PutResult> {
   }
 }
 
+/**
+ * `e` as a StorageError: a failure that is none (a file system or FFI error
+ * of the driver, say) is wrapped with what was being done, so that callers
+ * meet only typed errors.
+ */
+function typed(what: string, e: unknown): StorageError {
+  if (e instanceof StorageError) return e;
+  return new StorageError(undefined, {
+    detail: `${what}: ${(e as Error)?.message ?? e}`,
+    cause: e,
+  });
+}
+
 async function wrap<T>(what: string, p: Promise<T>): Promise<T> {
   try {
     return await p;
   } catch (e) {
-    if (e instanceof StorageError) throw e;
-    throw new StorageError(undefined, {
-      detail: `${what}: ${(e as Error)?.message ?? e}`,
-      cause: e,
-    });
+    throw typed(what, e);
   }
 }
 
@@ -202,11 +213,20 @@ async function wrap<T>(what: string, p: Promise<T>): Promise<T> {
  * digests in `known` are recorded instead of the computed ones). The caller
  * holds the write lock. Returns the size the driver reports.
  */
-export async function applyDiff(
+export function applyDiff(
   s: LayerStore,
   to: string,
   diff: ReadableStream<Uint8Array>,
   known: Pick<PutOptions, "originalDigest" | "uncompressedDigest"> = {},
+): Promise<number> {
+  return wrap(`applying diff to layer ${JSON.stringify(to)}`, applyDiffTo(s, to, diff, known));
+}
+
+async function applyDiffTo(
+  s: LayerStore,
+  to: string,
+  diff: ReadableStream<Uint8Array>,
+  known: Pick<PutOptions, "originalDigest" | "uncompressedDigest">,
 ): Promise<number> {
   s.checkWritable("modify layer contents");
   const layer = s.mustLookup(to);
