@@ -301,7 +301,7 @@ for (const [driver, gzip] of [["overlay", false], ["vfs", true]] as const) {
               sha(await Deno.readFile(join(dir, "bin/sh"))),
               sha(await Deno.readFile(await Deno.realPath("/bin/sh"))),
             );
-            const tops = new Set(entries.map((e) => e.name.split("/")[0]));
+            const tops = new Set(entries.map((e) => String(e.name).split("/")[0]));
             assertEquals(await listDir(dir), [...tops].sort());
           } finally {
             await s.unmount(c.id);
