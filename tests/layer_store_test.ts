@@ -418,7 +418,8 @@ Deno.test({
   ignore: !isRoot,
   fn: () =>
     withStore(async (s, root) => {
-      const bad = buildTar([{ name: "../escape", data: "x" }]);
+      // Files are written before the link to nothing fails the apply.
+      const bad = buildTar([{ name: "f", data: "x" }, { name: "l", type: "1", link: "missing" }]);
       await assertRejects(() => s.putLayer({ names: ["bad"], diff: streamOf(bad) }));
       assertEquals(await s.layers(), []);
       assert(!(await s.exists("bad")));
