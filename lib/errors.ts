@@ -206,3 +206,13 @@ export class ErrUnmappedID extends StorageError {
   /** The containers/storage wording of this error. */
   static override readonly base = "ID cannot be mapped";
 }
+/**
+ * A store file (layers.json, images.json, containers.json, mountpoints.json)
+ * is cut short, not JSON, or not a list of records. 1.43 reads such a file as
+ * empty, or as the records before the damage, and its next write makes the
+ * loss permanent; we refuse the store until the file is repaired.
+ */
+export class ErrInvalidStoreFile extends StorageError {
+  /** Our wording of this error (containers/storage 1.43 has none). */
+  static override readonly base = "invalid store file";
+}

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { ErrInvalidStoreFile } from "./errors.ts";
 import type { LockFile } from "./lockfile.ts";
 
 /** A store kept in files under one lock file. */
@@ -75,6 +76,22 @@ export abstract class LockedStore {
     this.lockfile.unlock();
   }
 
+  /**
+   * The first load, when the store is opened: `load` under the read lock
+   * (read-only stores) or the write lock. A file that does not parse
+   * (ErrInvalidStoreFile) is reported by every use of this store instead,
+   * so that the other stores of a Store stay usable, as in 1.43, which loads
+   * the layer store when it is first used.
+   */
+  protected async openWith(load: () => Promise<void>, readOnly?: boolean): Promise<void> {
+    try {
+      if (readOnly) await this.reading(load);
+      else await this.writing(load);
+    } catch (e) {
+      if (!(e instanceof ErrInvalidStoreFile)) throw e;
+    }
+  }
+
   /** Runs `fn` holding the write lock on a freshly reloaded store. */
   async writing<R>(fn: () => Promise<R> | R): Promise<R> {
     await this.startWriting();
@@ -104,4 +121,81 @@ export async function mtimeOf(path: string): Promise<number> {
     if (e instanceof Deno.errors.NotFound) return -1;
     throw e;
   }
+}
+
+/** What a store's file holds: JSON objects, each with an ID. */
+export interface StoreFileRecord {
+  /** The record's ID. */
+  id: string;
+}
+
+/** The JSON type a field of a record must have where present (null counts as absent, as in Go). */
+export type FieldType = "string" | "number" | "object" | "strings";
+
+/** The fields of layer, image and container records that the stores use as such. */
+export const RECORD_FIELDS: Record<string, FieldType> = {
+  names: "strings",
+  "big-data-names": "strings",
+  flags: "object",
+};
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function hasType(v: unknown, t: FieldType): boolean {
+  switch (t) {
+    case "object":
+      return isObject(v);
+    case "strings":
+      return Array.isArray(v) && v.every((s) => typeof s === "string");
+    case "string":
+      return typeof v === "string";
+    case "number":
+      return typeof v === "number";
+  }
+}
+
+/**
+ * The records of a store's JSON file (layers.json, images.json,
+ * containers.json, mountpoints.json). A file that does not exist, an empty
+ * file and `null` hold none, as in 1.43. Anything else that is not an array
+ * of objects with a string "id" and `fields` of their types is
+ * ErrInvalidStoreFile naming the file and what is wrong, on one line.
+ */
+export async function readStoreFile<T extends StoreFileRecord>(
+  path: string,
+  fields: Record<string, FieldType>,
+): Promise<T[]> {
+  const bad = (why: string) =>
+    new ErrInvalidStoreFile(path, { detail: why.replaceAll("\n", "\\n") });
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  if (text.length === 0) return [];
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw bad((e as Error).message);
+  }
+  if (data === null) return [];
+  if (!Array.isArray(data)) throw bad("not a JSON array");
+  data.forEach((r: unknown, i) => {
+    const what = `record ${i + 1}`;
+    if (!isObject(r)) throw bad(`${what} is not a JSON object`);
+    if (typeof r.id !== "string") throw bad(`${what} has no string "id"`);
+    for (const [key, type] of Object.entries(fields)) {
+      if (r[key] !== undefined && r[key] !== null && !hasType(r[key], type)) {
+        throw bad(
+          `${what}: "${key}" is not ${type === "strings" ? "a list of strings" : `a ${type}`}`,
+        );
+      }
+    }
+  });
+  return data as T[];
 }

@@ -22,6 +22,7 @@ import {
   ErrDuplicateName,
   ErrImageUnknown,
   ErrImageUsedByContainer,
+  ErrInvalidStoreFile,
   ErrLayerHasChildren,
   ErrSizeUnknown,
   ErrUnmappedID,
@@ -99,6 +100,8 @@ const WORDINGS: [typeof StorageError, (e: StorageError, detail: string) => strin
   [ErrImageUsedByContainer, (_e, detail) => `image ${detail}: ${ErrImageUsedByContainer.base}`],
   // Go's vfs driver refuses mount options with a plain error.
   [ErrDriverNotSupported, (_e, detail) => detail.startsWith("vfs driver ") ? detail : undefined],
+  // 1.43 reads a damaged store file as empty; later versions refuse it in these words.
+  [ErrInvalidStoreFile, (e, detail) => `loading ${q(e)}: ${detail}`],
   // Go's sentinels for these carry no words of their own.
   [ErrSizeUnknown, () => ErrSizeUnknown.base],
   [ErrDigestUnknown, () => ErrDigestUnknown.base],

@@ -55,11 +55,13 @@ export class ContainerStore extends RecordStore<Container> {
   protected readonly kind = "containers";
   #byLayer = new Map<string, Container>();
 
-  /** Opens the store in `dir`, creating its directory and lock, and loads it. */
+  /**
+   * Opens the store in `dir`, creating its directory and lock, and loads it
+   * (a damaged containers.json is reported by each use).
+   */
   static async open(cfg: RecordStoreConfig): Promise<ContainerStore> {
     const s = new ContainerStore(cfg, await RecordStore.lockFor(cfg, "containers"));
-    if (cfg.readOnly) await s.reading(() => s.load());
-    else await s.writing(() => s.load());
+    await s.openWith(() => s.load(), cfg.readOnly);
     return s;
   }
 

@@ -55,12 +55,11 @@ export class ImageStore extends RecordStore<Image> {
 
   /**
    * Opens the store in `dir`, creating its directory and lock unless
-   * read-only, and loads it.
+   * read-only, and loads it (a damaged images.json is reported by each use).
    */
   static async open(cfg: RecordStoreConfig): Promise<ImageStore> {
     const s = new ImageStore(cfg, await RecordStore.lockFor(cfg, "images"));
-    if (cfg.readOnly) await s.reading(() => s.load());
-    else await s.writing(() => s.load());
+    await s.openWith(() => s.load(), cfg.readOnly);
     return s;
   }
 

@@ -33,7 +33,7 @@ import type { IDMap } from "../idmap.ts";
 import { TruncIndex } from "../ids.ts";
 import { LockFile } from "../lockfile.ts";
 import { log } from "../log.ts";
-import { LockedStore, mtimeOf } from "../locked_store.ts";
+import { LockedStore, mtimeOf, readStoreFile, RECORD_FIELDS } from "../locked_store.ts";
 import {
   applyNameOperation,
   bigDataFileName,
@@ -94,6 +94,7 @@ export class LayerStore extends LockedStore {
   /** @internal */
   idIndex: TruncIndex = new TruncIndex();
   #layersMtime = -1;
+  #loaded = false;
 
   private constructor(cfg: LayerStoreConfig) {
     super();
@@ -107,7 +108,9 @@ export class LayerStore extends LockedStore {
   /**
    * Opens a layer store: creates its directories and lock files, then loads
    * it under the write lock, deleting layers left incomplete by a crash
-   * (a read-only store is loaded under a read lock and never cleaned).
+   * (a read-only store is loaded under a read lock and never cleaned). A
+   * damaged layers.json or mountpoints.json does not fail the open: every
+   * use of the store reports it (ErrInvalidStoreFile).
    */
   static async open(cfg: LayerStoreConfig): Promise<LayerStore> {
     const s = new LayerStore(cfg);
@@ -119,8 +122,7 @@ export class LayerStore extends LockedStore {
       s.lockfile = await LockFile.get(join(cfg.layerDir, "layers.lock"));
       s.mountsLockfile = await LockFile.get(join(cfg.runDir, "mountpoints.lock"));
     }
-    if (cfg.readOnly) await s.reading(() => s.load());
-    else await s.writing(() => s.load());
+    await s.openWith(() => s.load(), cfg.readOnly);
     return s;
   }
 
@@ -148,7 +150,7 @@ export class LayerStore extends LockedStore {
 
   /** Whether another process changed layers.json or the mount table since we last looked. */
   async modified(): Promise<boolean> {
-    if (this.lockfile.modified()) return true;
+    if (!this.#loaded || this.lockfile.modified()) return true;
     if (this.mountsLockfile) {
       await this.mountsLockfile.rLock();
       try {
@@ -171,25 +173,17 @@ export class LayerStore extends LockedStore {
   /**
    * Reads layers.json and mountpoints.json. A name claimed by two layers
    * stays with the later one. Under the write lock, layers still flagged
-   * incomplete are deleted.
+   * incomplete are deleted. A file cut short, not JSON or not a list of
+   * records is ErrInvalidStoreFile, never an empty store (1.43 reads it as
+   * empty, and its next save loses the layers' records).
    */
   async load(): Promise<void> {
     let shouldSave = false;
+    // Until this load succeeds, every use of the store loads again (and fails
+    // again) rather than work on what an earlier load left.
+    this.#loaded = false;
     this.#layersMtime = await mtimeOf(this.layersPath);
-    let text = "";
-    try {
-      text = await Deno.readTextFile(this.layersPath);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    let layers: Layer[] = [];
-    if (text.length > 0) {
-      try {
-        layers = JSON.parse(text) ?? [];
-      } catch (e) {
-        throw new StorageError(this.layersPath, { detail: "cannot parse layers.json", cause: e });
-      }
-    }
+    const layers = await readStoreFile<Layer>(this.layersPath, RECORD_FIELDS);
     const byID: Map<string, Layer> = new Map();
     const byName: Map<string, Layer> = new Map();
     const byCompressed: Map<string, string[]> = new Map();
@@ -220,13 +214,17 @@ export class LayerStore extends LockedStore {
     this.byCompressed = byCompressed;
     this.byUncompressed = byUncompressed;
     this.idIndex = new TruncIndex(layers.map((l) => l.id));
-    if (readOnly) return;
+    if (readOnly) {
+      this.#loaded = true;
+      return;
+    }
     await this.mountsLockfile!.rLock();
     try {
       await this.loadMounts();
     } finally {
       this.mountsLockfile!.unlock();
     }
+    this.#loaded = true;
     if (!this.writeLocked) return;
     for (const layer of [...this.list]) {
       if (hasIncompleteFlag(layer)) {
@@ -240,15 +238,10 @@ export class LayerStore extends LockedStore {
 
   /** Merges mountpoints.json into the records; the caller holds mountpoints.lock. @internal */
   async loadMounts(): Promise<void> {
-    let text = "";
-    try {
-      text = await Deno.readTextFile(this.mountsPath);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    const mounts: { id: string; path: string; count: number }[] = text.length > 0
-      ? JSON.parse(text) ?? []
-      : [];
+    const mounts = await readStoreFile<{ id: string; path: string; count: number }>(
+      this.mountsPath,
+      { path: "string", count: "number" },
+    );
     // Counts that dropped to zero elsewhere are absent from the file: reset all first.
     for (const layer of this.list) {
       delete layer.mountpoint;

@@ -32,7 +32,7 @@ import {
 import { TruncIndex } from "../ids.ts";
 import { applyNameOperation, bigDataFileName, type NameOperation } from "../layers/encode.ts";
 import { LockFile } from "../lockfile.ts";
-import { LockedStore, mtimeOf } from "../locked_store.ts";
+import { LockedStore, mtimeOf, readStoreFile, RECORD_FIELDS } from "../locked_store.ts";
 
 /** The fields every image and container record has (JSON keys as in the files). */
 export interface StoredRecord {
@@ -78,6 +78,7 @@ export abstract class RecordStore<T extends StoredRecord> extends LockedStore {
   #byName = new Map<string, T>();
   #idIndex = new TruncIndex();
   #mtime = -1;
+  #loaded = false;
 
   /** "images" or "containers": names the JSON and lock files. */
   protected abstract override readonly kind: "images" | "containers";
@@ -122,7 +123,8 @@ export abstract class RecordStore<T extends StoredRecord> extends LockedStore {
   /** Whether another process changed the store since we last loaded or saved it. */
   async modified(): Promise<boolean> {
     // A hand-edited file counts too, as for layers.json.
-    return this.lockfile.modified() || (await mtimeOf(this.path)) !== this.#mtime;
+    return !this.#loaded || this.lockfile.modified() ||
+      (await mtimeOf(this.path)) !== this.#mtime;
   }
 
   /** Reloads when {@linkcode modified}. */
@@ -135,27 +137,17 @@ export abstract class RecordStore<T extends StoredRecord> extends LockedStore {
   /**
    * Reads the JSON file. A name claimed by two records stays with the later
    * one; that repair is saved when we hold the write lock and refused
-   * (ErrDuplicateName) otherwise, as containers/storage does.
+   * (ErrDuplicateName) otherwise, as containers/storage does. A file cut
+   * short, not JSON or not a list of records is ErrInvalidStoreFile, never
+   * an empty store (1.43 reads it as empty, and its next save loses the
+   * records).
    */
   async load(): Promise<void> {
+    // Until this load succeeds, every use of the store loads again (and fails
+    // again) rather than work on what an earlier load left.
+    this.#loaded = false;
     this.#mtime = await mtimeOf(this.path);
-    let text = "";
-    try {
-      text = await Deno.readTextFile(this.path);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    let records: T[] = [];
-    if (text.length > 0) {
-      try {
-        records = JSON.parse(text) ?? [];
-      } catch (e) {
-        throw new StorageError(this.path, { cause: e, detail: `cannot parse ${this.kind}.json` });
-      }
-      if (!Array.isArray(records)) {
-        throw new StorageError(this.path, { detail: `${this.kind}.json is not a JSON array` });
-      }
-    }
+    const records = await readStoreFile<T>(this.path, RECORD_FIELDS);
     const byID = new Map<string, T>();
     const byName = new Map<string, T>();
     let repaired = false;
@@ -178,6 +170,7 @@ export abstract class RecordStore<T extends StoredRecord> extends LockedStore {
     this.#byID = byID;
     this.#byName = byName;
     this.#idIndex = new TruncIndex(records.map((r) => r.id));
+    this.#loaded = true;
     if (repaired) await this.save();
   }
 
