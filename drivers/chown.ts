@@ -21,7 +21,19 @@
  * @module
  */
 
-import { lchown, lgetxattr, lsetxattr, lstatNs, S_IFDIR, S_IFLNK, S_IFMT } from "../ffi/fs.ts";
+import {
+  chmod,
+  lchown,
+  lgetxattr,
+  link,
+  lsetxattr,
+  lstatNs,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  unlink,
+} from "../ffi/fs.ts";
+import { listDir } from "../ffi/dirent.ts";
 import { SyscallError } from "../ffi/errors.ts";
 import { ErrUnmappedID } from "../lib/errors.ts";
 import { type IDMappings, type IDPair, toContainer, toHostOverflow } from "../lib/idmap.ts";
@@ -33,7 +45,7 @@ const CAPABILITY = "security.capability";
  * those of mapping `to`; an absent or empty mapping skips its step.
  * @throws {ErrUnmappedID} when an owner other than 0:0 is outside `from`.
  */
-export async function chownPathByMaps(
+export function chownPathByMaps(
   root: string,
   from: IDMappings | undefined,
   to: IDMappings | undefined,
@@ -42,13 +54,13 @@ export async function chownPathByMaps(
   const toCont = present(from) ? from : undefined;
   const toHost = present(to) ? to : undefined;
   const firstName = new Map<string, string>();
-  const visit = async (path: string): Promise<void> => {
+  const visit = (path: string): void => {
     const st = lstatNs(path);
     const inode = `${st.dev}:${st.ino}`;
     const first = firstName.get(inode);
     if (first !== undefined) {
-      await Deno.remove(path);
-      await Deno.link(first, path);
+      unlink(path);
+      link(first, path);
       return;
     }
     firstName.set(inode, path);
@@ -59,15 +71,16 @@ export async function chownPathByMaps(
       const cap = capability(path);
       lchown(path, owner.uid, owner.gid);
       const type = st.mode & S_IFMT;
-      if (type !== S_IFLNK && (st.mode & 0o6000) !== 0) await Deno.chmod(path, st.mode & 0o7777);
+      if (type !== S_IFLNK && (st.mode & 0o6000) !== 0) chmod(path, st.mode & 0o7777);
       if (cap !== null) lsetxattr(path, CAPABILITY, cap);
     }
-    if ((st.mode & S_IFMT) === S_IFDIR) await visitChildren(path);
+    if ((st.mode & S_IFMT) === S_IFDIR) visitChildren(path);
   };
-  const visitChildren = async (dir: string) => {
-    for await (const e of Deno.readDir(dir)) await visit(`${dir}/${e.name}`);
+  const visitChildren = (dir: string) => {
+    for (const e of listDir(dir)) visit(`${dir}/${e.name}`);
   };
-  await visitChildren(root);
+  visitChildren(root);
+  return Promise.resolve();
 }
 
 /** The container owner of host owner `pair`; 0:0 stays 0:0 when the mapping lacks 0. */

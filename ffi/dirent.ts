@@ -2,7 +2,9 @@
  * Raw directory entries through getdents64(2), with the `d_type` the
  * filesystem reports. Deno's readDir hides a missing type (it falls back to
  * lstat on DT_UNKNOWN), so whether a filesystem fills in d_type — which
- * overlayfs needs — can only be seen from here.
+ * overlayfs needs — can only be seen from here. It also turns names that
+ * are not UTF-8 into U+FFFD, so walks of layer contents list directories
+ * here, where names are decoded losslessly (lib/os_string.ts).
  *
  * @example
  * ```ts ignore
@@ -12,7 +14,10 @@
  * @module
  */
 
-import { check, cstr, libc, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "./libc.ts";
+import { decodeOsString } from "../lib/os_string.ts";
+import { check, cstr, errno, libc, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "./libc.ts";
+import { Errno, SyscallError } from "./errors.ts";
+import { lstatNs, S_IFDIR, S_IFMT } from "./fs.ts";
 
 /** The filesystem did not say what the entry is. */
 export const DT_UNKNOWN = 0;
@@ -33,15 +38,13 @@ export const DT_SOCK = 12;
 
 /** One `struct linux_dirent64`. */
 export interface DirEntry {
-  /** Entry name (raw bytes decoded as UTF-8). */
+  /** Entry name (its bytes decoded losslessly, see lib/os_string.ts). */
   name: string;
   /** Inode number (0: a deleted entry some filesystems still return). */
   ino: bigint;
   /** One of the DT_* constants. */
   type: number;
 }
-
-const decoder = new TextDecoder();
 
 /** Parses the linux_dirent64 records in the first `len` bytes of `buf`. */
 function parseRecords(buf: Uint8Array<ArrayBuffer>, len: number, out: DirEntry[]): void {
@@ -54,11 +57,13 @@ function parseRecords(buf: Uint8Array<ArrayBuffer>, len: number, out: DirEntry[]
     out.push({
       ino: v.getBigUint64(off, true),
       type: v.getUint8(off + 18),
-      name: decoder.decode(buf.subarray(nameStart, nameEnd)),
+      name: decodeOsString(buf.subarray(nameStart, nameEnd)),
     });
     off += reclen;
   }
 }
+
+const buffer = new Uint8Array(32 * 1024);
 
 /**
  * Every entry of a directory as the kernel returns it, "." and ".."
@@ -68,7 +73,8 @@ function parseRecords(buf: Uint8Array<ArrayBuffer>, len: number, out: DirEntry[]
 export function readDirTypes(path: string): DirEntry[] {
   const fd = check(libc().open(cstr(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), "open", path);
   try {
-    const buf = new Uint8Array(32 * 1024);
+    // One buffer for every call: records are parsed before the next read.
+    const buf = buffer;
     const out: DirEntry[] = [];
     for (;;) {
       const n = check(libc().getdents64(fd, buf, BigInt(buf.length)), "getdents64", path);
@@ -80,6 +86,35 @@ export function readDirTypes(path: string): DirEntry[] {
   }
 }
 
+/** The entries of a directory other than "." and "..", in directory order. */
+export function listDir(path: string): DirEntry[] {
+  return readDirTypes(path).filter((e) => e.name !== "." && e.name !== "..");
+}
+
+/**
+ * Whether the entry at `path`, of directory-entry type `type`, is a
+ * directory (a DT_UNKNOWN entry is looked at).
+ */
+export function isDirEntry(path: string, type: number): boolean {
+  if (type !== DT_UNKNOWN) return type === DT_DIR;
+  return (lstatNs(path).mode & S_IFMT) === S_IFDIR;
+}
+
+/**
+ * Removes `path` and, if it is a directory, everything below it, never
+ * following symlinks; a missing `path` is not an error.
+ */
+export function removeAll(path: string): void {
+  const l = libc();
+  const p = cstr(path);
+  if (l.unlink(p) === 0) return;
+  const e = errno();
+  if (e === Errno.ENOENT) return;
+  if (e !== Errno.EISDIR) throw new SyscallError("unlink", e, path);
+  for (const entry of listDir(path)) removeAll(`${path}/${entry.name}`);
+  check(l.rmdir(p), "rmdir", path);
+}
+
 /**
  * Whether the entries of `dir` carry their type: false as soon as one
  * (other than "." and "..", which some filesystems always type) reports
@@ -87,8 +122,7 @@ export function readDirTypes(path: string): DirEntry[] {
  * entry to look at, as containers/storage does.
  */
 export function supportsDType(dir: string): boolean {
-  const entries = () =>
-    readDirTypes(dir).filter((e) => e.ino !== 0n && e.name !== "." && e.name !== "..");
+  const entries = () => listDir(dir).filter((e) => e.ino !== 0n);
   let found = entries();
   let dummy: string | undefined;
   if (found.length === 0) {

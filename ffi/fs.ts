@@ -1,7 +1,10 @@
 /**
  * File-system calls Deno does not offer: device nodes, lchown, xattrs on
  * symlinks, nanosecond timestamps (also on symlinks), statx, statfs magic,
- * the page size and FICLONE reflinks.
+ * the page size and FICLONE reflinks; and the plain calls (mkdir, link,
+ * chmod, unlink, readlink, recursive removal) for layer contents, whose
+ * names may be bytes that are not UTF-8 (see lib/os_string.ts), which
+ * Deno's path APIs cannot name. Every path here is passed as its bytes.
  *
  * @example
  * ```ts
@@ -13,7 +16,8 @@
  * @module
  */
 
-import { SyscallError } from "./errors.ts";
+import { decodeOsString } from "../lib/os_string.ts";
+import { Errno, SyscallError } from "./errors.ts";
 import {
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
@@ -147,8 +151,13 @@ export function llistxattr(path: string): string[] {
       if (e === 34 /* ERANGE */) continue;
       throw new SyscallError("llistxattr", e, path);
     }
-    const text = new TextDecoder().decode(buf.subarray(0, Number(got)));
-    return text.split("\0").filter((s) => s !== "");
+    const names: string[] = [];
+    for (let i = 0, end; i < got; i = end + 1) {
+      end = buf.indexOf(0, i);
+      if (end < 0) end = Number(got);
+      if (end > i) names.push(decodeOsString(buf.subarray(i, end)));
+    }
+    return names;
   }
 }
 
@@ -210,6 +219,26 @@ export function lstatNs(path: string): StatNs {
   return statxPath(path, AT_SYMLINK_NOFOLLOW);
 }
 
+/**
+ * {@linkcode lstatNs}, or null when nothing is at `path` (ENOENT, or
+ * ENOTDIR: a parent is not a directory).
+ */
+export function lstatIfExists(path: string): StatNs | null {
+  try {
+    return lstatNs(path);
+  } catch (e) {
+    if (e instanceof SyscallError && (e.errno === Errno.ENOENT || e.errno === Errno.ENOTDIR)) {
+      return null;
+    }
+    throw e;
+  }
+}
+
+/** Whether a stat result is a directory. */
+export function isDir(st: { mode: number }): boolean {
+  return (st.mode & S_IFMT) === S_IFDIR;
+}
+
 /** statx of `path`, following symlinks, with nanosecond times. */
 export function statNs(path: string): StatNs {
   return statxPath(path, 0);
@@ -238,6 +267,36 @@ export function statfs(path: string): StatFs {
     blocks: Number(v.getBigUint64(16, true)),
     bfree: Number(v.getBigUint64(24, true)),
   };
+}
+
+/** Creates directory `path` with `mode` (less the umask). */
+export function mkdir(path: string, mode: number): void {
+  check(libc().mkdir(cstr(path), mode), "mkdir", path);
+}
+
+/** Sets the permission bits of `path` (following a symlink). */
+export function chmod(path: string, mode: number): void {
+  check(libc().chmod(cstr(path), mode), "chmod", path);
+}
+
+/** Makes `path` a new name (hard link) of the file at `existing`. */
+export function link(existing: string, path: string): void {
+  check(libc().link(cstr(existing), cstr(path)), "link", path);
+}
+
+/** Removes the name `path` (not a directory). */
+export function unlink(path: string): void {
+  check(libc().unlink(cstr(path)), "unlink", path);
+}
+
+/** The target of symlink `path`, its bytes decoded losslessly. */
+export function readlink(path: string): string {
+  const p = cstr(path);
+  for (let size = 256;; size *= 4) {
+    const buf = new Uint8Array(size);
+    const n = check(libc().readlink(p, buf, BigInt(size)), "readlink", path);
+    if (n < size) return decodeOsString(buf.subarray(0, n));
+  }
 }
 
 /**
@@ -280,7 +339,7 @@ export function cloneFile(srcPath: string, dstPath: string): boolean {
     const e = r < 0 ? errno() : 0;
     l.close(fd);
     if (r === 0) return true;
-    if (created) Deno.removeSync(dstPath);
+    if (created) unlink(dstPath);
     if (NO_REFLINK.has(e)) return false;
     throw new SyscallError("ioctl(FICLONE)", e, dstPath);
   } finally {

@@ -18,6 +18,7 @@
  */
 
 import { ErrPermission } from "../lib/errors.ts";
+import { encodeOsString } from "../lib/os_string.ts";
 import { SyscallError } from "./errors.ts";
 
 /** The libc functions we bind, with their C signatures in Deno FFI terms. */
@@ -38,7 +39,18 @@ export const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  copy_file_range: {
+    parameters: ["i32", "buffer", "i32", "buffer", "usize", "u32"],
+    result: "isize",
+  },
   mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  mkdir: { parameters: ["buffer", "u32"], result: "i32" },
+  chmod: { parameters: ["buffer", "u32"], result: "i32" },
+  link: { parameters: ["buffer", "buffer"], result: "i32" },
+  unlink: { parameters: ["buffer"], result: "i32" },
+  rmdir: { parameters: ["buffer"], result: "i32" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   symlink: { parameters: ["buffer", "buffer"], result: "i32" },
   lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
   lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
@@ -103,11 +115,13 @@ export function check(result: number | bigint, syscall: string, path?: string): 
   return Number(result);
 }
 
-const encoder = new TextEncoder();
-
-/** A NUL-terminated copy of `s` for passing as `const char *`. */
+/**
+ * A NUL-terminated copy of `s` for passing as `const char *`. Strings from
+ * file names may hold bytes that are not UTF-8 (see lib/os_string.ts):
+ * they are passed as those bytes.
+ */
 export function cstr(s: string): Uint8Array<ArrayBuffer> {
-  const bytes = encoder.encode(s);
+  const bytes = encodeOsString(s);
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);
   return out;
@@ -131,6 +145,8 @@ export const O_TRUNC = 0o1000;
 export const O_DIRECTORY = 0o200000;
 /** open(2): close on exec. */
 export const O_CLOEXEC = 0o2000000;
+/** open(2): fail (ELOOP) if the last component is a symlink. */
+export const O_NOFOLLOW = 0o400000;
 
 /** `AT_SYMLINK_NOFOLLOW`: act on a symlink itself, not its target. */
 export const AT_SYMLINK_NOFOLLOW = 0x100;

@@ -14,12 +14,23 @@
  * @module
  */
 
-/** JSON.stringify plus Go's escaping of <, >, & and the JS line separators. */
+/**
+ * JSON.stringify plus Go's escaping of <, >, & and the JS line separators;
+ * a byte of a file name that is not UTF-8 (lib/os_string.ts) becomes
+ * U+FFFD, as Go's encoder makes it.
+ */
 export function goStringify(value: unknown): string {
-  return JSON.stringify(value).replace(
+  return notUTF8(JSON.stringify(value)).replace(
     /[<>&\u2028\u2029]/g,
     (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"),
   );
+}
+
+/** JSON text with the escapes JSON.stringify gives those bytes (`\udcXX`) made `\ufffd`. */
+function notUTF8(json: string): string {
+  if (!json.includes("\\udc")) return json;
+  // An escape, not an escaped backslash before "udc…": an even run of backslashes before it.
+  return json.replace(/(?<!\\)((?:\\\\)*)\\udc[89a-f][0-9a-f]/g, "$1\\ufffd");
 }
 
 /** Go's `omitempty`: empty strings, zeros, false, nil and empty slices/maps are left out. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ErrBadArchive } from "../lib/errors.ts";
 import type { FileGetter } from "../lib/archive/file_getter.ts";
 import { type FileStream, openFileStream } from "../lib/archive/file_stream.ts";
+import { SyscallError } from "../ffi/errors.ts";
 import { emptyHeader } from "../lib/archive/tar_header.ts";
 import { REBUILD_CHUNK, rebuildTar, TarSplitPacker } from "../lib/archive/tar_split.ts";
 import { writeTar } from "../lib/archive/tar_writer.ts";
@@ -60,7 +61,10 @@ Deno.test("file stream: reads the whole file as a stream and can be released ear
     direct.release();
     assert.equal(direct.readInto(buf), null);
     await openFileStream(`${dir}/f`).cancel();
-    assert.throws(() => openFileStream(`${dir}/missing`), Deno.errors.NotFound);
+    assert.throws(
+      () => openFileStream(`${dir}/missing`),
+      (e) => e instanceof SyscallError && e.code === "ENOENT",
+    );
   } finally {
     await removeTree(dir);
   }

@@ -189,15 +189,14 @@ Deno.test("tar: writer chooses USTAR, PAX or GNU like Go", async () => {
     assert.deepEqual([back[0].header.uid, back[0].header.gid], [1 << 30, 3_000_000], format);
   }
   // Negative PAX time and non-UTF-8 names survive a round trip.
-  const raw = new Uint8Array([0x66, 0xff, 0x2e, 0x74]);
-  const odd = { ...h, name: "f\ufffd.t", rawName: raw, mtime: { sec: -5, nsec: 250_000_000 } };
+  const odd = { ...h, name: "f\udcff.t", mtime: { sec: -5, nsec: 250_000_000 } };
   const back = await readAll(
     streamOf(
       await collect(writeTar([{ header: odd, body: [enc.encode("abc")] }], { format: "pax" })),
     ),
   );
   assert.deepEqual(back[0].header.mtime, { sec: -5, nsec: 250_000_000 });
-  assert.deepEqual(back[0].header.rawName, raw);
+  assert.equal(back[0].header.name, "f\udcff.t"); // the byte 0xff, kept
   // Go refuses what no format can carry.
   assert.throws(() =>
     encodeHeader({ ...h, xattrs: { "user.a": enc.encode("b") } }, { format: "gnu" })

@@ -15,30 +15,31 @@
 import type { FileGetter } from "../driver.ts";
 import { openFileStream } from "../../lib/archive/file_stream.ts";
 import { SafeRoot } from "../../lib/archive/safe_path.ts";
+import { listDir } from "../../ffi/dirent.ts";
+import { isDir, lstatNs } from "../../ffi/fs.ts";
 
 /**
  * Bytes used by the files under `dir`, as containers/storage counts them:
  * directories do not count, hard-linked files count once.
  */
-export async function directorySize(dir: string): Promise<number> {
-  const seen = new Set<number>();
+export function directorySize(dir: string): Promise<number> {
+  const seen = new Set<bigint>();
   let size = 0;
-  const visit = async (path: string): Promise<void> => {
-    for await (const e of Deno.readDir(path)) {
+  const visit = (path: string): void => {
+    for (const e of listDir(path)) {
       const p = `${path}/${e.name}`;
-      const st = await Deno.lstat(p);
-      if (st.isDirectory) {
-        await visit(p);
+      const st = lstatNs(p);
+      if (isDir(st)) {
+        visit(p);
         continue;
       }
-      const ino = st.ino ?? -1;
-      if (seen.has(ino)) continue;
-      seen.add(ino);
+      if (seen.has(st.ino)) continue;
+      seen.add(st.ino);
       size += st.size;
     }
   };
-  await visit(dir);
-  return size;
+  visit(dir);
+  return Promise.resolve(size);
 }
 
 /**

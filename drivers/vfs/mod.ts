@@ -144,7 +144,7 @@ class VfsDriver implements Driver {
     await Deno.mkdir(dir, { mode: 0o555 });
     try {
       if (parent !== "") {
-        await copyTree(this.dir(parent), dir);
+        copyTree(this.dir(parent), dir);
       } else {
         await Deno.chmod(dir, 0o555);
         lchown(dir, rootUID, rootGID);

@@ -27,16 +27,28 @@
 import { ErrBadArchive, ErrUnmappedID } from "../errors.ts";
 import { type IDMappings, toHost } from "../idmap.ts";
 import {
+  chmod,
+  isDir as isDirStat,
   lchown,
+  link,
   lsetxattr,
+  lstatIfExists,
+  lstatNs,
   makedev,
+  mkdir,
   mknod,
   S_IFBLK,
   S_IFCHR,
   S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
   symlink,
   utimensat,
 } from "../../ffi/fs.ts";
+import { isDirEntry, listDir, removeAll } from "../../ffi/dirent.ts";
+import { Errno, SyscallError } from "../../ffi/errors.ts";
+import { RawFile } from "../../ffi/file.ts";
+import { O_CREAT, O_EXCL, O_WRONLY } from "../../ffi/libc.ts";
 import { openFileStream } from "./file_stream.ts";
 import { readTar } from "./tar_reader.ts";
 import {
@@ -167,13 +179,8 @@ export async function applyTar(
       const path = [...parent, base];
       const abs = root.abs(path);
       const isDir = h.typeflag === TypeFlag.Dir;
-      let existing: Deno.FileInfo | undefined;
-      try {
-        existing = Deno.lstatSync(abs);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      }
-      if (existing && !(existing.isDirectory && isDir)) removePath(root, path, existing);
+      const existing = lstatIfExists(abs);
+      if (existing && !(isDirStat(existing) && isDir)) removePath(root, path);
       unpacked.add(path.join("/"));
 
       const source = aufs && h.typeflag === TypeFlag.Link
@@ -315,9 +322,9 @@ function createEntry(
   switch (type) {
     case TypeFlag.Dir:
       try {
-        Deno.mkdirSync(abs, { mode: perm & 0o777 });
+        mkdir(abs, perm & 0o777);
       } catch (e) {
-        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+        if (!(e instanceof SyscallError && e.errno === Errno.EEXIST)) throw e;
       }
       break;
     case TypeFlag.Reg:
@@ -340,21 +347,18 @@ function createEntry(
       }
       const tparent = root.resolveParent(tparts.slice(0, -1), name, false);
       const tabs = root.abs([...tparent, tparts[tparts.length - 1]]);
-      let st: Deno.FileInfo;
-      try {
-        st = Deno.lstatSync(tabs);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      const st = lstatIfExists(tabs);
+      if (st === null) {
         throw new ErrBadArchive(name, {
           detail: `hard link target ${JSON.stringify(h.linkname)} does not exist`,
         });
       }
-      if (st.isDirectory) {
+      if (isDirStat(st)) {
         throw new ErrBadArchive(name, {
           detail: `hard link target ${JSON.stringify(h.linkname)} is a directory`,
         });
       }
-      Deno.linkSync(tabs, abs);
+      link(tabs, abs);
       break;
     }
     case TypeFlag.Symlink:
@@ -370,18 +374,13 @@ async function writeBody(
   body: AsyncIterable<Uint8Array>,
   h: TarHeader,
 ): Promise<void> {
-  const f = Deno.openSync(abs, { write: true, createNew: true, mode: 0o600 });
+  const f = RawFile.open(abs, O_WRONLY | O_CREAT | O_EXCL, 0o600);
   try {
     if (h.sparse) await writeSparse(f, body, h.sparse, h.size);
-    else for await (const chunk of body) writeAll(f, chunk);
+    else for await (const chunk of body) f.writeAll(chunk);
   } finally {
     f.close();
   }
-}
-
-function writeAll(f: Deno.FsFile, b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) off += f.writeSync(b.subarray(off));
 }
 
 /**
@@ -389,7 +388,7 @@ function writeAll(f: Deno.FsFile, b: Uint8Array): void {
  * as holes (the reader has checked that the body fills the regions exactly).
  */
 async function writeSparse(
-  f: Deno.FsFile,
+  f: RawFile,
   body: AsyncIterable<Uint8Array>,
   regions: SparseRegion[],
   size: number,
@@ -402,14 +401,13 @@ async function writeSparse(
         r++;
         done = 0;
       }
-      if (done === 0) f.seekSync(regions[r].offset, Deno.SeekMode.Start);
       const take = Math.min(chunk.length - off, regions[r].length - done);
-      writeAll(f, chunk.subarray(off, off + take));
+      f.pwriteAll(chunk.subarray(off, off + take), regions[r].offset + done);
       off += take;
       done += take;
     }
   }
-  f.truncateSync(size);
+  f.truncate(size);
 }
 
 /** Ownership, xattrs, mode (after chown, which clears setuid) and times of one entry. */
@@ -425,9 +423,9 @@ function applyMetadata(
   const forced = opts.forceMask !== undefined;
   // A hard link's header sets the shared inode's owner (above), mode and
   // times, as the reference does — unless that inode is a symlink.
-  const linkToSymlink = type === TypeFlag.Link && Deno.lstatSync(abs).isSymlink;
+  const linkToSymlink = type === TypeFlag.Link && (lstatNs(abs).mode & S_IFMT) === S_IFLNK;
   if (type !== TypeFlag.Symlink && !linkToSymlink) {
-    Deno.chmodSync(abs, forced ? opts.forceMask! : h.mode & 0o7777);
+    chmod(abs, forced ? opts.forceMask! : h.mode & 0o7777);
   }
   if (forced && (type === TypeFlag.Reg || type === TypeFlag.Dir)) {
     const value = `${owner.uid}:${owner.gid}:0${(h.mode & 0o7777).toString(8)}`;
@@ -469,23 +467,16 @@ function setXattr(abs: string, key: string, value: Uint8Array, entry: string): v
 }
 
 /** Removes a path (recursively, never following symlinks) and forgets cached dirs under it. */
-function removePath(root: SafeRoot, parts: string[], st?: Deno.FileInfo): void {
-  const abs = root.abs(parts);
-  try {
-    st ??= Deno.lstatSync(abs);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  Deno.removeSync(abs, { recursive: st.isDirectory });
-  if (st.isDirectory) root.forget(parts);
+function removePath(root: SafeRoot, parts: string[]): void {
+  removeAll(root.abs(parts));
+  root.forget(parts);
 }
 
 /** AUFS opaque directory: removes whatever in `dir` this layer did not create. */
 function clearNotUnpacked(root: SafeRoot, dir: string[], unpacked: Set<string>): void {
-  for (const e of [...Deno.readDirSync(root.abs(dir))]) {
+  for (const e of listDir(root.abs(dir))) {
     const child = [...dir, e.name];
     if (!unpacked.has(child.join("/"))) removePath(root, child);
-    else if (e.isDirectory) clearNotUnpacked(root, child, unpacked);
+    else if (isDirEntry(root.abs(child), e.type)) clearNotUnpacked(root, child, unpacked);
   }
 }

@@ -22,7 +22,21 @@
 
 import { type Change, ChangeKind } from "./change.ts";
 import { type IDMappings, toContainer } from "../idmap.ts";
-import { lgetxattr, llistxattr, lstatNs, type StatNs } from "../../ffi/fs.ts";
+import {
+  isDir,
+  lgetxattr,
+  llistxattr,
+  lstatIfExists,
+  lstatNs,
+  readlink,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  type StatNs,
+  statNs,
+} from "../../ffi/fs.ts";
+import { listDir } from "../../ffi/dirent.ts";
+import { compareOsStrings } from "../os_string.ts";
 import { isOpaqueValue, isOverlayWhiteout, OVERLAY_OPAQUE_XATTR } from "./whiteout.ts";
 
 export { type Change, ChangeKind };
@@ -35,38 +49,9 @@ export interface ChangesDirsOptions {
   parentMappings?: IDMappings;
 }
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
-
-function isDir(st: StatNs): boolean {
-  return (st.mode & S_IFMT) === S_IFDIR;
-}
-
-function lstatOrNull(path: string): StatNs | null {
-  try {
-    return lstatNs(path);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return null;
-    throw e;
-  }
-}
-
+/** The names in `dir`, as bytes (lib/os_string.ts), in Go's (byte) order. */
 function names(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of Deno.readDirSync(dir)) out.push(e.name);
-  return out.sort(byteOrder);
-}
-
-/** Orders strings as Go's string comparison does (UTF-8 bytes ≡ code points). */
-export function byteOrder(a: string, b: string): number {
-  const x = [...a], y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = x[i].codePointAt(0)! - y[i].codePointAt(0)!;
-    if (d !== 0) return d;
-  }
-  return x.length - y.length;
+  return listDir(dir).map((e) => e.name).sort(compareOsStrings);
 }
 
 /** The metadata of one file that the naive differ compares beyond stat. */
@@ -89,7 +74,7 @@ function extra(path: string, st: StatNs): Extra {
   } catch (e) {
     if ((e as { errno?: number }).errno !== 95 /* EOPNOTSUPP */) throw e;
   }
-  const target = (st.mode & S_IFMT) === S_IFLNK ? Deno.readLinkSync(path) : "";
+  const target = (st.mode & S_IFMT) === S_IFLNK ? readlink(path) : "";
   return { capability, xattrs: xattrs.join("\n"), target };
 }
 
@@ -122,7 +107,7 @@ function statDifferent(o: StatNs, n: StatNs, opts: ChangesDirsOptions): boolean 
     return true;
   }
   // The reference tests the S_IFDIR bit alone, so block devices and sockets count as directories here.
-  if ((o.mode & S_IFDIR) !== S_IFDIR) return !sameTime(o.mtime, n.mtime) || o.size !== n.size;
+  if ((o.mode & S_IFDIR) === 0) return !sameTime(o.mtime, n.mtime) || o.size !== n.size;
   return false;
 }
 
@@ -155,7 +140,7 @@ export function changesDirs(
       let oc: StatNs | null = null;
       if (oldSet.has(name)) {
         oldSet.delete(name);
-        oc = lstatOrNull(parentDir + childRel);
+        oc = lstatIfExists(parentDir + childRel);
       }
       let childAdded = false;
       if (oc !== null) {
@@ -210,7 +195,7 @@ export function changesOverlay(upperDir: string, lowerDirs: string[]): Promise<C
       change = { path: rel, kind: ChangeKind.Add };
       for (const lower of lowerDirs) {
         if (hiddenBelow(lower, rel)) break;
-        const lst = lstatOrNull(lower + rel);
+        const lst = lstatIfExists(lower + rel);
         if (lst === null) continue;
         if (
           isDir(lst) && isDir(st) && lst.size === st.size && lst.mode === st.mode &&
@@ -253,13 +238,16 @@ function hiddenBelow(lower: string, rel: string): boolean {
 
 /** Follows symlinks like the reference's os.Stat. */
 function whiteoutAt(path: string): boolean {
-  let st: Deno.FileInfo;
+  const st = statOrNull(path);
+  return st !== null && isOverlayWhiteout(st);
+}
+
+function statOrNull(path: string): StatNs | null {
   try {
-    st = Deno.statSync(path);
+    return statNs(path);
   } catch {
-    return false;
+    return null;
   }
-  return st.isCharDevice === true && st.rdev === 0;
 }
 
 function overlayDeleted(upperDir: string, lowerDirs: string[], rel: string, st: StatNs): boolean {
@@ -285,12 +273,7 @@ export function opaqueHidesLower(lowerDirs: string[], rel: string): boolean {
 }
 
 function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return statOrNull(path) !== null;
 }
 
 /**
@@ -302,7 +285,7 @@ export function changesSize(dir: string, changes: Change[]): Promise<number> {
   const seen = new Set<bigint>();
   for (const c of changes) {
     if (c.kind === ChangeKind.Delete) continue;
-    const st = lstatOrNull(dir + c.path);
+    const st = lstatIfExists(dir + c.path);
     if (st === null || isDir(st)) continue;
     if (st.nlink > 1) {
       if (seen.has(st.ino)) continue;

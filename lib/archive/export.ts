@@ -29,10 +29,21 @@
 
 import { type Change, ChangeKind } from "./change.ts";
 import { type IDMappings, isIdentity, toContainer } from "../idmap.ts";
-import { lgetxattr, llistxattr, lstatNs, type StatNs } from "../../ffi/fs.ts";
+import {
+  isDir,
+  lgetxattr,
+  llistxattr,
+  lstatNs,
+  readlink,
+  S_IFMT,
+  type StatNs,
+} from "../../ffi/fs.ts";
+import { listDir } from "../../ffi/dirent.ts";
+import { compareOsStrings } from "../os_string.ts";
+import { type FileStream, openFileStream } from "./file_stream.ts";
 import { emptyHeader, type TarHeader, TypeFlag } from "./tar_header.ts";
 import { type TarWriteEntry, writeTar } from "./tar_writer.ts";
-import { byteOrder, opaqueHidesLower } from "./changes.ts";
+import { opaqueHidesLower } from "./changes.ts";
 import {
   isOpaqueValue,
   isOverlayWhiteout,
@@ -62,7 +73,6 @@ export interface ExportTreeOptions extends ExportOptions {
   lowerDirs?: string[];
 }
 
-const S_IFMT = 0o170000;
 const TYPES: Record<number, string> = {
   0o100000: TypeFlag.Reg,
   0o040000: TypeFlag.Dir,
@@ -102,7 +112,7 @@ async function* changeEntries(
   changes: Change[],
   ap: Appender,
 ): AsyncGenerator<TarWriteEntry> {
-  const sorted = [...changes].sort((a, b) => byteOrder(a.path, b.path));
+  const sorted = [...changes].sort((a, b) => compareOsStrings(a.path, b.path));
   for (const change of sorted) {
     if (change.kind === ChangeKind.Delete) {
       const h = emptyHeader(whiteoutName(change.path.slice(1)), TypeFlag.Reg);
@@ -117,20 +127,20 @@ async function* changeEntries(
 async function* walk(ap: Appender, rel: string): AsyncGenerator<TarWriteEntry> {
   let names: string[];
   try {
-    names = [...Deno.readDirSync(ap.dir + (rel === "" ? "" : `/${rel}`))].map((e) => e.name);
+    names = listDir(ap.dir + (rel === "" ? "" : `/${rel}`)).map((e) => e.name);
   } catch {
     return; // unreadable or gone: the reference logs and goes on
   }
-  for (const name of names.sort(byteOrder)) {
+  for (const name of names.sort(compareOsStrings)) {
     const child = rel === "" ? name : `${rel}/${name}`;
     yield* ap.add(`${ap.dir}/${child}`, child);
-    let isDir = false;
+    let dir = false;
     try {
-      isDir = (lstatNs(`${ap.dir}/${child}`).mode & S_IFMT) === 0o040000;
+      dir = isDir(lstatNs(`${ap.dir}/${child}`));
     } catch {
       // vanished
     }
-    if (isDir) yield* walk(ap, child);
+    if (dir) yield* walk(ap, child);
   }
 }
 
@@ -207,9 +217,9 @@ class Appender {
       }
     }
     if (h.typeflag === TypeFlag.Reg && h.size > 0) {
-      let file: Deno.FsFile;
+      let file: FileStream;
       try {
-        file = await Deno.open(abs);
+        file = openFileStream(abs);
       } catch {
         return;
       }
@@ -241,7 +251,7 @@ function header(
   h.gid = st.gid;
   h.mtime = { sec: st.mtime.sec, nsec: 0 };
   if (typeflag === TypeFlag.Reg) h.size = st.size;
-  if (typeflag === TypeFlag.Symlink) h.linkname = Deno.readLinkSync(abs);
+  if (typeflag === TypeFlag.Symlink) h.linkname = readlink(abs);
   if (typeflag === TypeFlag.Char || typeflag === TypeFlag.Block) {
     h.devmajor = st.rdevMajor;
     h.devminor = st.rdevMinor;
@@ -267,19 +277,19 @@ function xattrs(abs: string): Record<string, Uint8Array> {
 }
 
 /** Exactly `size` bytes of a file (it may have grown or shrunk since lstat). */
-async function* sized(file: Deno.FsFile, size: number): AsyncGenerator<Uint8Array> {
+function* sized(file: FileStream, size: number): Generator<Uint8Array> {
   try {
     let left = size;
     const buf = new Uint8Array(Math.min(size, 1 << 20));
     while (left > 0) {
-      const n = await file.read(buf.subarray(0, Math.min(left, buf.length)));
+      const n = file.readInto(buf.subarray(0, Math.min(left, buf.length)));
       if (n === null) break;
       left -= n;
       yield buf.slice(0, n);
     }
     if (left > 0) yield new Uint8Array(left);
   } finally {
-    file.close();
+    file.release();
   }
 }
 

@@ -20,6 +20,7 @@
  */
 
 import { ErrBadArchive } from "../errors.ts";
+import { chmod, isDir, lstatIfExists, mkdir, readlink, S_IFLNK, S_IFMT } from "../../ffi/fs.ts";
 
 /** Linux's limit of symlinks followed while resolving one path. */
 const MAX_SYMLINKS = 40;
@@ -92,33 +93,30 @@ export class SafeRoot {
         continue;
       }
       const p = this.abs(next);
-      let st: Deno.FileInfo;
-      try {
-        st = Deno.lstatSync(p);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      const st = lstatIfExists(p);
+      if (st === null) {
         if (!create || followed) {
           throw new ErrBadArchive(entry, { detail: `parent directory /${nextKey} does not exist` });
         }
-        Deno.mkdirSync(p, { mode: 0o755 });
-        Deno.chmodSync(p, 0o755);
+        mkdir(p, 0o755);
+        chmod(p, 0o755); // whatever the umask
         this.#realDirs.add(nextKey);
         resolved = next;
         continue;
       }
-      if (st.isSymlink) {
+      if ((st.mode & S_IFMT) === S_IFLNK) {
         if (++links > MAX_SYMLINKS) {
           throw new ErrBadArchive(entry, {
             detail: `too many levels of symbolic links at /${nextKey}`,
           });
         }
-        const target = Deno.readLinkSync(p);
+        const target = readlink(p);
         if (target.startsWith("/")) resolved = [];
         queue.unshift(...target.split("/"));
         followed = true;
         continue;
       }
-      if (!st.isDirectory) {
+      if (!isDir(st)) {
         throw new ErrBadArchive(entry, { detail: `parent /${nextKey} is not a directory` });
       }
       this.#realDirs.add(nextKey);
@@ -154,6 +152,8 @@ export class SafeRoot {
       this.#realDirs.clear();
       return;
     }
+    // A cached directory's parents are cached too: nothing below an uncached path is.
+    if (!this.#realDirs.has(key)) return;
     const prefix = key + "/";
     for (const d of this.#realDirs) {
       if (d === key || d.startsWith(prefix)) this.#realDirs.delete(d);

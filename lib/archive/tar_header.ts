@@ -57,7 +57,12 @@ export interface TarTime {
 
 /** One logical tar entry (after PAX/GNU extension records are folded in). */
 export interface TarHeader {
-  /** Entry name exactly as in the archive (e.g. "./etc/passwd"). */
+  /**
+   * Entry name exactly as in the archive (e.g. "./etc/passwd"). Names,
+   * link names, user and group names, xattr names and PAX values are
+   * decoded losslessly: bytes that are not UTF-8 are kept as lone
+   * surrogates (lib/os_string.ts), and written back as those bytes.
+   */
   name: string;
   /** Type flag character (see {@linkcode TypeFlag}). */
   typeflag: string;
@@ -94,11 +99,6 @@ export interface TarHeader {
   xattrs: Record<string, Uint8Array>;
   /** Other PAX records not folded into the fields above. */
   pax: Record<string, string>;
-  /**
-   * The name's bytes, set only when they are not valid UTF-8 (then `name`
-   * holds a lossy decoding). Writers and tar-split use these bytes.
-   */
-  rawName?: Uint8Array;
   /**
    * Set on GNU sparse files (PAX formats): the data regions of the file, in
    * order. The body then carries only these regions' bytes, one after the

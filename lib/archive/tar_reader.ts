@@ -25,6 +25,7 @@
  */
 
 import { ErrBadArchive } from "../errors.ts";
+import { decodeOsString } from "../os_string.ts";
 import {
   BLOCK,
   blockPadding,
@@ -83,19 +84,16 @@ const enum State {
   SparseMap,
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 const lossy = new TextDecoder("utf-8");
 const encoder = new TextEncoder();
 
-/** Decodes a field up to its first NUL; `raw` is set when it is not UTF-8. */
-function cString(b: Uint8Array): { s: string; raw?: Uint8Array } {
+/**
+ * A field up to its first NUL, decoded losslessly: names, link targets and
+ * xattr names keep bytes that are not UTF-8 (see lib/os_string.ts).
+ */
+function cString(b: Uint8Array): string {
   const nul = b.indexOf(0);
-  const v = nul < 0 ? b : b.subarray(0, nul);
-  try {
-    return { s: utf8.decode(v) };
-  } catch {
-    return { s: lossy.decode(v), raw: v.slice() };
-  }
+  return decodeOsString(nul < 0 ? b : b.subarray(0, nul));
 }
 
 function isZeroBlock(b: Uint8Array): boolean {
@@ -204,7 +202,7 @@ function parsePax(buf: Uint8Array): Map<string, Uint8Array> {
     if (buf[end - 1] !== 0x0a) throw bad();
     const eq = buf.subarray(sp + 1, end - 1).indexOf(0x3d);
     if (eq <= 0) throw bad();
-    const key = lossy.decode(buf.subarray(sp + 1, sp + 1 + eq));
+    const key = decodeOsString(buf.subarray(sp + 1, sp + 1 + eq));
     const value = buf.subarray(sp + 2 + eq, end - 1);
     const textKey = key === "path" || key === "linkpath" || key === "uname" || key === "gname";
     if (textKey ? value.indexOf(0) >= 0 : key.includes("\0")) throw bad();
@@ -232,42 +230,40 @@ function mergePax(h: TarHeader, recs: Map<string, Uint8Array>): void {
       continue;
     }
     if (k.startsWith("GNU.sparse.")) continue; // read by sparseFromPax
-    const v = cString(vb);
+    const v = decodeOsString(vb);
     switch (k) {
       case "path":
-        h.name = v.s;
-        if (v.raw) h.rawName = v.raw;
-        else delete h.rawName;
+        h.name = v;
         break;
       case "linkpath":
-        h.linkname = v.s;
+        h.linkname = v;
         break;
       case "uname":
-        h.uname = v.s;
+        h.uname = v;
         break;
       case "gname":
-        h.gname = v.s;
+        h.gname = v;
         break;
       case "uid":
-        h.uid = parseDecimal(v.s, k);
+        h.uid = parseDecimal(v, k);
         break;
       case "gid":
-        h.gid = parseDecimal(v.s, k);
+        h.gid = parseDecimal(v, k);
         break;
       case "size":
-        h.size = parseDecimal(v.s, k);
+        h.size = parseDecimal(v, k);
         break;
       case "mtime":
-        h.mtime = parsePaxTime(v.s, k);
+        h.mtime = parsePaxTime(v, k);
         break;
       case "atime":
-        h.atime = parsePaxTime(v.s, k);
+        h.atime = parsePaxTime(v, k);
         break;
       case "ctime":
-        h.ctime = parsePaxTime(v.s, k);
+        h.ctime = parsePaxTime(v, k);
         break;
       default:
-        h.pax[k] = lossy.decode(vb);
+        h.pax[k] = v;
     }
   }
 }
@@ -286,7 +282,7 @@ function parseBlock(b: Uint8Array): TarHeader {
     : "v7";
   const name = cString(field(b, Field.name));
   const h: TarHeader = {
-    name: name.s,
+    name,
     typeflag: String.fromCharCode(b[Field.typeflag[0]]),
     mode: parseNumeric(field(b, Field.mode), "mode"),
     uid: parseNumeric(field(b, Field.uid), "uid"),
@@ -295,16 +291,15 @@ function parseBlock(b: Uint8Array): TarHeader {
     gname: "",
     size: parseNumeric(field(b, Field.size), "size"),
     mtime: { sec: parseNumeric(field(b, Field.mtime), "mtime"), nsec: 0 },
-    linkname: cString(field(b, Field.linkname)).s,
+    linkname: cString(field(b, Field.linkname)),
     devmajor: 0,
     devminor: 0,
     xattrs: {},
     pax: {},
   };
-  if (name.raw) h.rawName = name.raw;
   if (kind === "v7") return h;
-  h.uname = cString(field(b, Field.uname)).s;
-  h.gname = cString(field(b, Field.gname)).s;
+  h.uname = cString(field(b, Field.uname));
+  h.gname = cString(field(b, Field.gname));
   h.devmajor = parseNumeric(field(b, Field.devmajor), "devmajor");
   h.devminor = parseNumeric(field(b, Field.devminor), "devminor");
   let prefix: Uint8Array | undefined;
@@ -331,17 +326,7 @@ function parseBlock(b: Uint8Array): TarHeader {
     }
   }
   if (prefix && prefix[0] !== 0) {
-    const p = cString(prefix);
-    if (p.raw || h.rawName) {
-      const pr = p.raw ?? encoder.encode(p.s);
-      const nr = h.rawName ?? encoder.encode(h.name);
-      const joined = new Uint8Array(pr.length + 1 + nr.length);
-      joined.set(pr);
-      joined[pr.length] = 0x2f;
-      joined.set(nr, pr.length + 1);
-      h.rawName = joined;
-    }
-    h.name = p.s + "/" + h.name;
+    h.name = cString(prefix) + "/" + h.name;
   }
   return h;
 }
@@ -467,7 +452,7 @@ export class TarParser {
   end(): void {
     const s = this.#state;
     if (s === State.Header && this.#fill > 0) {
-      if (!this.#afterExt) this.#name = cString(this.#blk.subarray(0, Math.min(this.#fill, 100))).s;
+      if (!this.#afterExt) this.#name = cString(this.#blk.subarray(0, Math.min(this.#fill, 100)));
       throw this.#fail(
         `truncated header (${this.#fill} of 512 bytes)`,
         this.#pos,
@@ -491,7 +476,7 @@ export class TarParser {
     if (!this.#afterExt) {
       this.#entryStart = at;
       // Unverified, but the best name an error about this block can give.
-      this.#name = cString(field(block, Field.name)).s;
+      this.#name = cString(field(block, Field.name));
     }
     if (this.#zeros === 1) {
       throw this.#fail("non-zero block after an end-of-archive block", at, GO_ERR_HEADER);
@@ -545,12 +530,9 @@ export class TarParser {
       throw e;
     }
     if (this.#longName) {
-      const v = cString(this.#longName);
-      h.name = v.s;
-      if (v.raw) h.rawName = v.raw;
-      else delete h.rawName;
+      h.name = cString(this.#longName);
     }
-    if (this.#longLink) h.linkname = cString(this.#longLink).s;
+    if (this.#longLink) h.linkname = cString(this.#longLink);
     this.#pax = this.#longName = this.#longLink = undefined;
     this.#afterExt = false;
     this.#name = h.name;
@@ -574,7 +556,6 @@ export class TarParser {
     }
     if (sparse.name) {
       h.name = this.#name = sparse.name;
-      delete h.rawName;
     }
     if (sparse.size !== undefined) h.size = sparse.size;
     if (sparse.map) return this.#sparseReady(h, sparse.map, at);
@@ -632,7 +613,7 @@ export class TarParser {
           break;
         case TypeFlag.GNULongName:
           this.#longName = data;
-          this.#name = cString(data).s;
+          this.#name = cString(data);
           break;
         case TypeFlag.GNULongLink:
           this.#longLink = data;
@@ -644,7 +625,7 @@ export class TarParser {
           const h = emptyHeader(this.#name ?? "", TypeFlag.XGlobalHeader);
           for (const [k, v] of parsePax(data)) {
             if (k.startsWith("SCHILY.xattr.")) h.xattrs[k.slice(13)] = v.slice();
-            else h.pax[k] = lossy.decode(v);
+            else h.pax[k] = decodeOsString(v);
           }
           this.#afterExt = false;
           this.#ev.header(h, this.#entryStart);

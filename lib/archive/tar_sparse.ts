@@ -19,6 +19,7 @@
  * @module
  */
 
+import { decodeOsString } from "../os_string.ts";
 import type { SparseRegion } from "./tar_header.ts";
 
 /** A sparse map or its PAX records are malformed; the tar reader adds entry and offset. */
@@ -81,8 +82,8 @@ export function sparseFromPax(recs: Map<string, Uint8Array>): SparseInfo | null 
   else if (get("map") !== "") inData = false; // 0.0 and 0.1 have no version records
   else return null;
   const info: SparseInfo = {};
-  const name = get("name");
-  if (name) info.name = name;
+  const name = recs.get("GNU.sparse.name");
+  if (name?.length) info.name = decodeOsString(name);
   const size = get("size") || get("realsize");
   if (size) info.size = parseInt10(size, "size");
   if (inData) return info;

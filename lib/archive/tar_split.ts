@@ -34,6 +34,7 @@
  */
 
 import { ErrBadArchive } from "../errors.ts";
+import { decodeOsString, encodeOsString } from "../os_string.ts";
 import type { FileGetter } from "./file_getter.ts";
 import { Crc64 } from "./crc64.ts";
 import { FileStream } from "./file_stream.ts";
@@ -146,7 +147,6 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
     const tail = new Bytes();
     let inTail = false;
     let name = "";
-    let rawName: Uint8Array | undefined;
     const crc = new Crc64();
     let size = 0;
     let sparse = false;
@@ -165,7 +165,6 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
         flushSegment();
         sparse = h.sparse !== undefined;
         name = h.name;
-        rawName = h.rawName;
         crc.reset();
         size = 0;
       },
@@ -188,7 +187,10 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
         if (seen.has(key)) throw new ErrBadArchive(name, { detail: ERR_DUPLICATE });
         seen.add(key);
         if (sparse) return;
-        const n = rawName ? `"name_raw":"${base64(rawName)}"` : `"name":${goJsonString(name)}`;
+        // tar-split keeps a name that is not UTF-8 as bytes, in base64.
+        const n = name.isWellFormed()
+          ? `"name":${goJsonString(name)}`
+          : `"name_raw":"${base64(encodeOsString(name))}"`;
         const body = size > 0
           ? `"size":${size},"payload":"${base64(crc.digest())}"`
           : `"payload":null`;
@@ -250,10 +252,8 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
 export interface TarSplitEntry {
   /** 1 = file, 2 = segment. */
   type: number;
-  /** File name (decoded from `name_raw` when that is what the entry has). */
+  /** File name (from `name_raw` when that is what the entry has, decoded losslessly). */
   name?: string;
-  /** Raw name bytes when the entry has `name_raw`. */
-  nameRaw?: Uint8Array;
   /** Body size of a file entry. */
   size: number;
   /** Segment bytes, or the 8-byte CRC of a file entry; null when absent. */
@@ -282,11 +282,11 @@ export async function* readTarSplit(
         cause,
       });
     }
-    const nameRaw = typeof e.name_raw === "string" ? fromBase64(e.name_raw) : undefined;
     return {
       type: Number(e.type),
-      name: nameRaw ? new TextDecoder().decode(nameRaw) : (e.name as string | undefined),
-      nameRaw,
+      name: typeof e.name_raw === "string"
+        ? decodeOsString(fromBase64(e.name_raw))
+        : (e.name as string | undefined),
       size: Number(e.size ?? 0),
       payload: typeof e.payload === "string" ? fromBase64(e.payload) : null,
       position: Number(e.position ?? 0),

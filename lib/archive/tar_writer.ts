@@ -31,6 +31,7 @@ import {
   TypeFlag,
 } from "./tar_header.ts";
 import { concatBytes } from "../bytes.ts";
+import { compareOsStrings, encodeOsString } from "../os_string.ts";
 
 /** Header format wanted from the writer (Go's tar.Format). */
 export type TarFormat = "ustar" | "pax" | "gnu";
@@ -96,17 +97,12 @@ export function formatPaxTime(t: TarTime): string {
 }
 
 function paxRecord(key: string, value: Uint8Array): Uint8Array {
-  const k = enc.encode(key);
+  const k = encodeOsString(key);
   let size = k.length + value.length + 3;
   size += String(size).length;
   const actual = String(size).length + k.length + value.length + 3;
   if (actual !== size) size = actual;
-  const head = enc.encode(`${size} ${key}=`);
-  const rec = new Uint8Array(head.length + value.length + 1);
-  rec.set(head);
-  rec.set(value, head.length);
-  rec[rec.length - 1] = 0x0a;
-  return rec;
+  return concatBytes([enc.encode(`${size} `), k, enc.encode("="), value, enc.encode("\n")]);
 }
 
 /** Go's splitUSTARPath: a prefix/suffix split of a long ASCII name, if one exists. */
@@ -174,14 +170,14 @@ function templateV7Plus(
   const blk = new Block();
   blk.b[Field.typeflag[0]] = h.typeflag.charCodeAt(0);
   str(blk, Field.name, name);
-  str(blk, Field.linkname, enc.encode(h.linkname));
+  str(blk, Field.linkname, encodeOsString(h.linkname));
   blk[num](Field.mode, h.mode);
   blk[num](Field.uid, h.uid);
   blk[num](Field.gid, h.gid);
   blk[num](Field.size, h.size);
   blk[num](Field.mtime, mtime.sec);
-  str(blk, Field.uname, enc.encode(h.uname));
-  str(blk, Field.gname, enc.encode(h.gname));
+  str(blk, Field.uname, encodeOsString(h.uname));
+  str(blk, Field.gname, encodeOsString(h.gname));
   blk[num](Field.devmajor, h.devmajor);
   blk[num](Field.devminor, h.devminor);
   return blk;
@@ -194,7 +190,7 @@ function rawFile(
   flag: string,
   format: "ustar" | "gnu",
 ): Uint8Array[] {
-  let n = toASCII(enc.encode(name)).subarray(0, 100);
+  let n = toASCII(encodeOsString(name)).subarray(0, 100);
   let end = n.length;
   while (end > 0 && n[end - 1] === 0x2f) end--;
   n = n.subarray(0, end);
@@ -223,7 +219,7 @@ export function encodeHeader(header: TarHeader, opts: TarWriteOptions = {}): Uin
     mtime = { sec: mtime.sec + (mtime.nsec >= 5e8 ? 1 : 0), nsec: 0 };
     atime = ctime = undefined;
   }
-  const name = h.rawName ?? enc.encode(h.name);
+  const name = encodeOsString(h.name);
   let ustar = true, pax = true, gnu = true, preferPax = false;
   const recs = new Map<string, Uint8Array>();
   const str = (s: Uint8Array, size: number, key: string) => {
@@ -254,9 +250,10 @@ export function encodeHeader(header: TarHeader, opts: TarWriteOptions = {}): Uin
     }
   };
   str(name, 100, "path");
-  str(enc.encode(h.linkname), 100, "linkpath");
-  str(enc.encode(h.uname), 32, "uname");
-  str(enc.encode(h.gname), 32, "gname");
+  const linkname = encodeOsString(h.linkname);
+  str(linkname, 100, "linkpath");
+  str(encodeOsString(h.uname), 32, "uname");
+  str(encodeOsString(h.gname), 32, "gname");
   num(h.mode, 8);
   num(h.uid, 8, "uid");
   num(h.gid, 8, "gid");
@@ -275,7 +272,7 @@ export function encodeHeader(header: TarHeader, opts: TarWriteOptions = {}): Uin
   for (const [k, v] of extra) {
     if (recs.has(k)) continue;
     if (isGlobal || (!BASIC_KEYS.has(k) && !k.startsWith("GNU.sparse."))) {
-      recs.set(k, enc.encode(v));
+      recs.set(k, encodeOsString(v));
     }
   }
   if (extra.length) ustar = gnu = false;
@@ -301,7 +298,7 @@ export function encodeHeader(header: TarHeader, opts: TarWriteOptions = {}): Uin
   if (pax) {
     const parts: Uint8Array[] = [];
     if (recs.size || isGlobal) {
-      const keys = [...recs.keys()].sort();
+      const keys = [...recs.keys()].sort(compareOsStrings); // Go sorts them as bytes
       const data = concatBytes(keys.map((k) => paxRecord(k, recs.get(k)!)));
       if (isGlobal) {
         return concatBytes(
@@ -324,9 +321,8 @@ export function encodeHeader(header: TarHeader, opts: TarWriteOptions = {}): Uin
     if (name.length > 100) {
       parts.push(...rawFile("././@LongLink", nul(name), TypeFlag.GNULongName, "gnu"));
     }
-    const link = enc.encode(h.linkname);
-    if (link.length > 100) {
-      parts.push(...rawFile("././@LongLink", nul(link), TypeFlag.GNULongLink, "gnu"));
+    if (linkname.length > 100) {
+      parts.push(...rawFile("././@LongLink", nul(linkname), TypeFlag.GNULongLink, "gnu"));
     }
     const blk = templateV7Plus(h, name, (b, f, s) => b.str(f, s), "numeric", mtime);
     if (atime) blk.numeric(Field.gnuAtime, atime.sec);

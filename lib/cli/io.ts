@@ -14,6 +14,7 @@
  */
 
 import { goStringify } from "../go_json.ts";
+import { encodeOsString } from "../os_string.ts";
 import type { LogLevel } from "../log.ts";
 
 /** A synchronous sink for text or bytes. */
@@ -30,13 +31,14 @@ export interface CliIO {
   err: Sink;
 }
 
-const encoder = new TextEncoder();
-
-/** A sink writing to a Deno file-like resource, looping over short writes. */
+/**
+ * A sink writing to a Deno file-like resource, looping over short writes.
+ * File names in text keep their bytes, as Go prints them.
+ */
 export function fileSink(file: { writeSync(p: Uint8Array): number }): Sink {
   return {
     write(data) {
-      let bytes = typeof data === "string" ? encoder.encode(data) : data;
+      let bytes = typeof data === "string" ? encodeOsString(data) : data;
       while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
     },
   };
@@ -92,6 +94,8 @@ export function goQuote(s: string): string {
     else if (cp === 11) out += "\\v";
     else if (cp < 0x20 || cp === 0x7f) out += `\\x${cp.toString(16).padStart(2, "0")}`;
     else if (cp === 0xfffd) out += "\\ufffd";
+    // a byte of a file name that is not UTF-8 (lib/os_string.ts): Go quotes the byte
+    else if (cp >= 0xdc80 && cp <= 0xdcff) out += `\\x${(cp - 0xdc00).toString(16)}`;
     else if (cp >= 0x80 && cp < 0xa0) out += `\\u${cp.toString(16).padStart(4, "0")}`;
     else out += ch;
   }

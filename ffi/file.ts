@@ -1,0 +1,90 @@
+/**
+ * Files opened by path bytes: layer contents are created and read through
+ * libc because their names may not be UTF-8 (see lib/os_string.ts), which
+ * `Deno.open` cannot name. Reads and writes are synchronous, as Deno's
+ * `readSync`/`writeSync` are: local file I/O, one syscall per call.
+ *
+ * @example
+ * ```ts ignore
+ * import { O_CREAT, O_EXCL, O_WRONLY } from "./libc.ts";
+ * import { RawFile } from "./file.ts";
+ * const f = RawFile.open("/tmp/x", O_WRONLY | O_CREAT | O_EXCL, 0o600);
+ * f.writeAll(new TextEncoder().encode("hello\n"));
+ * f.close();
+ * ```
+ * @module
+ */
+
+import { Errno, SyscallError } from "./errors.ts";
+import { check, cstr, errno, libc, O_CLOEXEC } from "./libc.ts";
+
+/** Errnos of copy_file_range meaning "not between these files": copy by reading and writing. */
+const NO_COPY_RANGE = new Set<number>([Errno.EXDEV, Errno.EINVAL, Errno.ENOSYS, Errno.EOPNOTSUPP]);
+
+/** An open file descriptor; close it with {@linkcode RawFile.close}. */
+export class RawFile {
+  #fd: number;
+
+  private constructor(fd: number, readonly path: string) {
+    this.#fd = fd;
+  }
+
+  /** open(2) of `path` with `flags` (O_CLOEXEC is added) and `mode` for a created file. */
+  static open(path: string, flags: number, mode = 0): RawFile {
+    return new RawFile(check(libc().open(cstr(path), flags | O_CLOEXEC, mode), "open", path), path);
+  }
+
+  /** Reads into `buf`: the number of bytes read, 0 at end of file. */
+  read(buf: Uint8Array): number {
+    for (;;) {
+      const n = libc().read(this.#fd, buf, BigInt(buf.length));
+      if (n >= 0) return Number(n);
+      const e = errno();
+      if (e !== Errno.EINTR) throw new SyscallError("read", e, this.path);
+    }
+  }
+
+  /** Writes all of `buf` at the current offset. */
+  writeAll(buf: Uint8Array): void {
+    for (let off = 0; off < buf.length;) {
+      const part = buf.subarray(off);
+      off += check(libc().write(this.#fd, part, BigInt(part.length)), "write", this.path);
+    }
+  }
+
+  /** Writes all of `buf` at file offset `at`, leaving the current offset alone. */
+  pwriteAll(buf: Uint8Array, at: number): void {
+    for (let off = 0; off < buf.length;) {
+      const part = buf.subarray(off);
+      const n = libc().pwrite(this.#fd, part, BigInt(part.length), BigInt(at + off));
+      off += check(n, "pwrite", this.path);
+    }
+  }
+
+  /** Sets the file's size (a hole, if it grows). */
+  truncate(size: number): void {
+    check(libc().ftruncate(this.#fd, BigInt(size)), "ftruncate", this.path);
+  }
+
+  /**
+   * Copies the rest of this file into `dst` in the kernel (copy_file_range);
+   * false when the file systems cannot, before anything was copied.
+   */
+  copyTo(dst: RawFile): boolean {
+    for (let first = true;; first = false) {
+      const n = libc().copy_file_range(this.#fd, null, dst.#fd, null, 1n << 30n, 0);
+      if (n === 0n) return true;
+      if (n > 0) continue;
+      const e = errno();
+      if (first && NO_COPY_RANGE.has(e)) return false;
+      if (e !== Errno.EINTR) throw new SyscallError("copy_file_range", e, dst.path);
+    }
+  }
+
+  /** Closes the descriptor (idempotent). */
+  close(): void {
+    if (this.#fd < 0) return;
+    libc().close(this.#fd);
+    this.#fd = -1;
+  }
+}
