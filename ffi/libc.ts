@@ -121,11 +121,14 @@ export function check(result: number | bigint, syscall: string, path?: string): 
  * they are passed as those bytes.
  */
 export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  if (s.isWellFormed()) return encoder.encode(s + "\0"); // one copy: the common case
   const bytes = encodeOsString(s);
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);
   return out;
 }
+
+const encoder = new TextEncoder();
 
 /** `AT_FDCWD`: resolve relative paths against the working directory. */
 export const AT_FDCWD: number = -100;
