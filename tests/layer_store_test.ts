@@ -534,3 +534,27 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "diff of a layer whose tar-split needs a file the apply did not keep fails with a StorageError",
+  async fn() {
+    // Found by the fuzzer: the body of a whiteout (kept as no file), and a file whose parent a
+    // later symlink replaced (a loop). The reference's diff fails on both too; ours used to
+    // fail with the driver's SyscallError.
+    for (
+      const [name, file] of [[".wh.fzA", "whiteout-with-body"], [
+        "fzA/fzA",
+        "parent-replaced-by-symlink-loop",
+      ]]
+    ) {
+      await withStore(async (s) => {
+        const tar = await Deno.readFile(new URL(`./fuzz/corpus/${file}.tar`, import.meta.url));
+        const { layer } = await s.putLayer({ diff: streamOf(tar) });
+        const stream = await s.diff("", layer.id, { compression: Compression.Uncompressed });
+        const e = await assertRejects(() => bytesOf(stream), StorageError);
+        assert(e.message.includes(name), e.message);
+      });
+    }
+  },
+});

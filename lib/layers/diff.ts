@@ -19,6 +19,7 @@ import { rebuildTar } from "../archive/tar_split.ts";
 import type { Layer } from "./layer.ts";
 import { layerMappings } from "./layer.ts";
 import type { LayerStore } from "./layer_store.ts";
+import { typed } from "./put.ts";
 
 /** Options of {@linkcode diff}. */
 export interface DiffOptions {
@@ -75,13 +76,45 @@ export async function diffSize(s: LayerStore, from: string, to: string): Promise
 
 /**
  * A tar stream turning `from` ("" for the parent) into `to`. The stream
- * must be consumed or cancelled to release the driver's file getter.
+ * must be consumed or cancelled to release the driver's file getter. A
+ * failure of the driver or of a file it reads (a file of the tar-split
+ * that is not in the layer, say) is a StorageError, from the call or from
+ * the stream.
  */
 export async function diff(
   s: LayerStore,
   from: string,
   to: string,
   opts: DiffOptions = {},
+): Promise<ReadableStream<Uint8Array>> {
+  const what = `reading the diff of layer ${JSON.stringify(to)}`;
+  let reader: ReadableStreamDefaultReader<Uint8Array>;
+  try {
+    reader = (await diffStream(s, from, to, opts)).getReader();
+  } catch (e) {
+    throw typed(what, e);
+  }
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      try {
+        const r = await reader.read();
+        if (r.done) c.close();
+        else c.enqueue(r.value);
+      } catch (e) {
+        c.error(typed(what, e));
+      }
+    },
+    async cancel(reason) {
+      await reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+async function diffStream(
+  s: LayerStore,
+  from: string,
+  to: string,
+  opts: DiffOptions,
 ): Promise<ReadableStream<Uint8Array>> {
   const p = findParentAndLayer(s, from, to);
   const compression = opts.compression ?? p.toLayer.compression ?? Compression.Uncompressed;

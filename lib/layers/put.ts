@@ -190,7 +190,7 @@ export async function put(s: LayerStore, opts: PutOptions): Promise<PutResult> {
  * of the driver, say) is wrapped with what was being done, so that callers
  * meet only typed errors.
  */
-function typed(what: string, e: unknown): StorageError {
+export function typed(what: string, e: unknown): StorageError {
   if (e instanceof StorageError) return e;
   return new StorageError(undefined, {
     detail: `${what}: ${(e as Error)?.message ?? e}`,
