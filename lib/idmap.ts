@@ -165,17 +165,27 @@ export function rootPair(m: IDMappings): IDPair {
 }
 
 /**
+ * The host IDs of container root, or -1 for both (chown's "leave as is")
+ * when the mapping has no container ID 0 — idtools' RootPair, which layers
+ * with such mappings are created with.
+ */
+export function rootPairOrKeep(m: IDMappings): IDPair {
+  try {
+    return rootPair(m);
+  } catch (e) {
+    if (!(e instanceof ErrUnmappedID)) throw e;
+    return { uid: -1, gid: -1 };
+  }
+}
+
+/**
  * Maps a container owner to the host as idtools' ToHostOverflow does: an ID
  * that no range covers becomes {@linkcode OVERFLOW_ID}, except one equal to
  * the host ID of container root, which is kept.
  */
 export function toHostOverflow(pair: IDPair, m: IDMappings): IDPair {
-  let root: IDPair = { uid: -1, gid: -1 }; // when 0 is unmapped, Go compares with -1
-  try {
-    root = rootPair(m);
-  } catch (e) {
-    if (!(e instanceof ErrUnmappedID)) throw e;
-  }
+  // when 0 is unmapped, Go compares with -1
+  const root = rootPairOrKeep(m);
   const host = (id: number, rootID: number, maps: IDMap[]) => {
     if (id === rootID) return id;
     try {

@@ -45,6 +45,7 @@ const mappableTar = buildTar([
 
 const MAP_A = ["--uidmap", "0:1000:100", "--gidmap", "0:2000:100"];
 const MAP_B = ["--uidmap", "0:5000:100", "--gidmap", "0:6000:100"];
+const NO_ROOT = ["--uidmap", "1:3000:100", "--gidmap", "1:4000:100"];
 
 /** Each entry below `root`: type and mode, owner, link count, capability. */
 function describe(root: string): Record<string, string> {
@@ -63,13 +64,18 @@ function describe(root: string): Record<string, string> {
   return out;
 }
 
-/** One store driven by one CLI. */
-function store(dir: string, driver: string, ours: boolean) {
+/** Runs one CLI (ours or the reference) on the store in `dir`. */
+function attempt(dir: string, driver: string, ours: boolean, args: string[], stdin?: Uint8Array) {
   const global = ["-g", `${dir}/g`, "-R", `${dir}/r`, "-s", driver];
+  return ours
+    ? run(Deno.execPath(), ["run", "-A", cli, ...global, ...args], { stdin })
+    : run(referenceCli!, [...global, ...args], { stdin });
+}
+
+/** One store driven by one CLI; every command must succeed. */
+function store(dir: string, driver: string, ours: boolean) {
   return async (args: string[], stdin?: Uint8Array): Promise<string> => {
-    const r = ours
-      ? await run(Deno.execPath(), ["run", "-A", cli, ...global, ...args], { stdin })
-      : await run(referenceCli!, [...global, ...args], { stdin });
+    const r = await attempt(dir, driver, ours, args, stdin);
     assert.equal(r.code, 0, `${ours ? "ours" : "reference"} ${args.join(" ")}: ${r.stderr}`);
     return r.stdout.trim();
   };
@@ -92,7 +98,9 @@ for (const driver of ["vfs", "overlay"]) {
           const cs = store(dir, driver, ours);
           const trees: Record<string, Record<string, string>> = {};
           const look = async (layer: string, what: string) => {
-            trees[what] = describe(await cs(["mount", layer]));
+            const top = await cs(["mount", layer]);
+            const st = lstatNs(top);
+            trees[what] = { "/": `${st.mode.toString(8)} ${st.uid}:${st.gid}`, ...describe(top) };
             await cs(["unmount", layer]);
           };
           const parent = await cs(["import-layer"], parentTar);
@@ -103,6 +111,20 @@ for (const driver of ["vfs", "overlay"]) {
           await Deno.writeTextFile(`${midDir}/new`, "written by root");
           await cs(["unmount", mid]);
           await look(await cs(["create-layer", ...MAP_B, mid]), "mapped from other mappings");
+          // No container ID 0: vfs leaves the layer's root as it is (1.43's RootPair
+          // chowns to -1); overlay refuses (GetRootUIDGID), with the same words.
+          if (driver === "vfs") {
+            await look(
+              await cs(["create-layer", ...NO_ROOT]),
+              "a base layer without container root",
+            );
+            await look(await cs(["create-layer", ...NO_ROOT, parent]), "without container root");
+          } else {
+            const r = await attempt(dir, driver, ours, ["create-layer", ...NO_ROOT, parent]);
+            // the reference also names the layer being created ("creating read-write layer …: ")
+            const err = r.stderr.trim().split(": ").slice(-1)[0];
+            trees["refused without container root"] = { [String(r.code)]: err };
+          }
           return trees;
         }));
         assert.deepEqual(trees[0], trees[1]);
@@ -114,6 +136,16 @@ for (const driver of ["vfs", "overlay"]) {
         const remapped = trees[0]["mapped from other mappings"];
         assert.equal(remapped["/new"], "100644 5000:6000 n1", "0:0 is taken as container root");
         assert.equal(remapped["/hard2"], "100644 5006:6006 n2", "re-owned once");
+        if (driver === "vfs") {
+          const noRoot = trees[0]["without container root"];
+          assert.equal(noRoot["/in"], "100644 3004:4004 n1");
+          assert.equal(noRoot["/root"], "100644 65534:65534 n1");
+        } else {
+          assert.equal(
+            trees[0]["refused without container root"]["1"],
+            "container ID 0 cannot be mapped to a host ID",
+          );
+        }
       } finally {
         await removeTree(root);
       }

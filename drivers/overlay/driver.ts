@@ -25,7 +25,7 @@ import type {
   FileGetter,
   MountOpts,
 } from "../driver.ts";
-import { type IDMappings, rootPair, toHost } from "../../lib/idmap.ts";
+import { type IDMappings, rootPair } from "../../lib/idmap.ts";
 import { ErrLayerUnknown, ErrNotSupported } from "../../lib/errors.ts";
 import { getpagesize, symlink } from "../../ffi/fs.ts";
 import { applyTar } from "../../lib/archive/apply.ts";
@@ -162,8 +162,8 @@ export class OverlayDriver implements Driver {
   async #create(id: string, parent: string, opts?: CreateOpts): Promise<void> {
     const dir = `${this.home}/${id}`;
     const maps = opts?.idMappings ?? this.defaultMappings;
-    let uid = toHost(0, maps?.uidMap ?? []);
-    let gid = toHost(0, maps?.gidMap ?? []);
+    // unlike vfs, overlay refuses a mapping without container root, as 1.43 does
+    let { uid, gid } = rootPair(maps ?? { uidMap: [], gidMap: [] });
     await Deno.mkdir(`${this.home}/${LINK_DIR}`, { recursive: true, mode: 0o755 });
     let parentDir: string | undefined;
     if (parent !== "") {
@@ -275,10 +275,13 @@ export class OverlayDriver implements Driver {
       this.opts.forceMask ?? DEFAULT_PERMS,
     );
 
-    const uid = toHost(0, this.defaultMappings?.uidMap ?? []);
-    const gid = toHost(0, this.defaultMappings?.gidMap ?? []);
+    const { uid, gid } = rootPair(this.defaultMappings ?? { uidMap: [], gidMap: [] });
     const diffDir = `${dir}/diff`;
+    // 1.43 re-owns an existing diff dir to the driver's root at every mount
+    // (MkdirAllAs chowns what exists), which is what a container sees as "/";
+    // a layer of an additional image store is never written
     if (!(await pathExists(diffDir))) await mkdirOwned(diffDir, perms, uid, gid);
+    else if (!inStore) await Deno.chown(diffDir, uid, gid);
     const merged = this.#mergedDir(id, dir);
     await Deno.mkdir(merged, { recursive: true, mode: 0o700 });
     if (!inStore) await Deno.chown(merged, uid, gid);

@@ -23,7 +23,7 @@ import { exportChanges, exportTree } from "../../lib/archive/export.ts";
 import { openFileStream } from "../../lib/archive/file_stream.ts";
 import { SafeRoot } from "../../lib/archive/safe_path.ts";
 import { ErrDriverNotSupported } from "../../lib/errors.ts";
-import { type IDMappings, toHost } from "../../lib/idmap.ts";
+import { type IDMappings, rootPairOrKeep } from "../../lib/idmap.ts";
 import { lchown } from "../../ffi/fs.ts";
 import { chownPathByMaps } from "../chown.ts";
 import type {
@@ -137,8 +137,7 @@ class VfsDriver implements Driver {
       throw new ErrDriverNotSupported("vfs", { detail: "--storage-opt is not supported for vfs" });
     }
     const mappings = opts?.idMappings ?? this.idMappings;
-    const rootUID = toHost(0, mappings.uidMap);
-    const rootGID = toHost(0, mappings.gidMap);
+    const root = rootPairOrKeep(mappings);
     const dir = join(this.homes[0], "dir", id);
     await Deno.mkdir(join(this.homes[0], "dir"), { recursive: true, mode: 0o700 });
     await Deno.mkdir(dir, { mode: 0o555 });
@@ -147,7 +146,7 @@ class VfsDriver implements Driver {
         copyTree(this.dir(parent), dir);
       } else {
         await Deno.chmod(dir, 0o555);
-        lchown(dir, rootUID, rootGID);
+        lchown(dir, root.uid, root.gid);
       }
     } catch (e) {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
