@@ -179,3 +179,29 @@ export async function withStore(
     await removeTree(root);
   }
 }
+
+/**
+ * A listing of the tree below `dir` to compare two applies of one layer:
+ * every entry with its type, mode, owner, size, link count, link target
+ * and (for files and symlinks: directories may be made implicitly and
+ * overlay's whiteout devices are made at the time of the apply) mtime; the
+ * numbers of every device; a sha256 of every regular file; and every xattr
+ * but the kernel's overlay bookkeeping
+ * (which differs from mount to mount). Names are raw bytes (decoded as
+ * latin1, so different bytes never compare equal).
+ */
+export async function layerTree(dir: string): Promise<string> {
+  const script = `cd "$0" && ` +
+    `find . -mindepth 1 \\( -type f -o -type l \\) -printf '%p %y %m %U %G %s %n %l %T@\\0' -o ` +
+    `-printf '%p %y %m %U %G %s %n\\0' | LC_ALL=C sort -z | tr '\\0' '\\n' && ` +
+    `find . \\( -type b -o -type c \\) -print0 | LC_ALL=C sort -z | xargs -0 -r stat -c '%n %t:%T' && ` +
+    `find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum && ` +
+    `{ LC_ALL=C getfattr -R -h -d -m - -e hex . 2>/dev/null | ` +
+    `LC_ALL=C sed -E '/^trusted.overlay.(uuid|origin|impure)=/d'; true; }`;
+  const out = await new Deno.Command("bash", { args: ["-c", script, dir], stderr: "piped" })
+    .output();
+  if (out.code !== 0) {
+    throw new Error(`listing ${dir} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return new TextDecoder("latin1").decode(out.stdout);
+}

@@ -1,7 +1,9 @@
 /**
  * Builds small tarballs with arbitrary (also hostile) entries for the apply,
- * escape and export tests: a minimal ustar encoder with PAX records for
- * xattrs, long names and sub-second times. Independent of lib/archive so
+ * escape, export and fuzz tests: a minimal ustar encoder with PAX records
+ * for xattrs, long names and sub-second times, GNU long names and links,
+ * the ustar prefix field, base-256 numbers, GNU and v7 magic, the GNU
+ * sparse formats and any extra PAX records. Independent of lib/archive so
  * that the tests do not trust the code they test.
  * @module
  */
@@ -32,12 +34,46 @@ export interface FixtureEntry {
   rawXattrs?: [Uint8Array, Uint8Array][];
   /** Write the name (and link) as PAX records even when they fit the header. */
   paxNames?: boolean;
+  /** Write the name (and link) as GNU long name/link entries (`L`, `K`) instead of PAX records. */
+  gnuNames?: boolean;
+  /** Split a name of 101–255 bytes into the ustar prefix and name fields where it can be. */
+  prefixName?: boolean;
+  /** Magic and version of the header: ustar (default), old GNU (`ustar  \0`) or none (v7). */
+  magic?: "ustar" | "gnu" | "v7";
+  /** Owner names (header fields). */
+  uname?: string;
+  gname?: string;
+  /** More PAX records, written after the ones the fields above make (any keys and values). */
+  pax?: [string | Uint8Array, string | Uint8Array][];
+  /**
+   * A GNU sparse file: `data` holds the data regions one after the other;
+   * `map` gives each region's [offset, length] in a file of `realSize`
+   * bytes. PAX formats 0.0, 0.1, 1.0 as GNU tar writes them, or the old GNU
+   * `S` header (which containers-storage 1.43 refuses).
+   */
+  sparse?: { format: "0.0" | "0.1" | "1.0" | "old"; map: [number, number][]; realSize: number };
+}
+
+/** A tarball and where each of its 512-byte headers starts (extension headers included). */
+export interface TarLayout {
+  bytes: Uint8Array;
+  headers: number[];
 }
 
 const enc = new TextEncoder();
 
+/**
+ * A numeric field: octal when the value fits (len - 1 digits), else GNU
+ * base-256 (two's complement, first byte's top bit set) as Go writes it.
+ */
 function octal(buf: Uint8Array, off: number, len: number, v: number): void {
-  buf.set(enc.encode(v.toString(8).padStart(len - 1, "0") + "\0"), off);
+  if (Number.isInteger(v) && v >= 0 && v < 8 ** (len - 1)) {
+    buf.set(enc.encode(v.toString(8).padStart(len - 1, "0") + "\0"), off);
+    return;
+  }
+  let x = BigInt.asUintN(8 * len, BigInt(Math.trunc(v)));
+  for (let i = off + len - 1; i >= off; i--) (buf[i] = Number(x & 0xffn), x >>= 8n);
+  buf[off] |= 0x80;
 }
 
 function bytes(s: string | Uint8Array): Uint8Array {
@@ -60,13 +96,38 @@ function header(
   b.fill(0x20, 148, 156);
   b[156] = type.charCodeAt(0);
   b.set(bytes(e.link ?? "").subarray(0, 100), 157);
-  b.set(enc.encode("ustar\x0000"), 257);
-  octal(b, 329, 8, e.devmajor ?? 0);
-  octal(b, 337, 8, e.devminor ?? 0);
+  const magic = e.magic ?? "ustar";
+  if (magic !== "v7") b.set(enc.encode(magic === "gnu" ? "ustar  \0" : "ustar\x0000"), 257);
+  if (magic !== "v7") {
+    b.set(enc.encode(e.uname ?? "").subarray(0, 31), 265);
+    b.set(enc.encode(e.gname ?? "").subarray(0, 31), 297);
+    octal(b, 329, 8, e.devmajor ?? 0);
+    octal(b, 337, 8, e.devminor ?? 0);
+  }
+  const n = bytes(name);
+  const cut = e.prefixName && magic === "ustar" ? prefixSplit(n) : -1;
+  if (cut > 0) {
+    b.fill(0, 0, 100);
+    b.set(n.subarray(cut + 1), 0);
+    b.set(n.subarray(0, cut), 345);
+  }
   let sum = 0;
   for (const x of b) sum += x;
   b.set(enc.encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
   return b;
+}
+
+/**
+ * Where a name of 101–255 bytes splits into the ustar prefix (before the
+ * '/') and name fields: the last '/' leaving at most 155 bytes before it
+ * and 100 after; -1 when there is none.
+ */
+function prefixSplit(n: Uint8Array): number {
+  if (n.length <= 100 || n.length > 255) return -1;
+  for (let i = Math.min(155, n.length - 1); i >= n.length - 101 && i > 0; i--) {
+    if (n[i] === 0x2f) return i;
+  }
+  return -1;
 }
 
 function paxRecord(key: string | Uint8Array, value: string | Uint8Array): Uint8Array {
@@ -96,14 +157,84 @@ function padded(data: Uint8Array): Uint8Array[] {
 
 /** Encodes entries into a complete tarball (with the two zero end blocks). */
 export function buildTar(entries: FixtureEntry[]): Uint8Array {
+  return buildTarLayout(entries).bytes;
+}
+
+/** The sparse map of a PAX 1.0 sparse file: its text, padded to whole blocks. */
+function sparseMap10(map: [number, number][]): Uint8Array {
+  const text = [map.length, ...map.flat()].map((n) => `${n}\n`).join("");
+  return concat(padded(enc.encode(text)));
+}
+
+/** The old GNU sparse fields of an `S` header: up to 4 regions, the rest is not written. */
+function oldSparseHeader(b: Uint8Array, map: [number, number][], realSize: number): void {
+  map.slice(0, 4).forEach(([o, n], i) => {
+    octal(b, 386 + 24 * i, 12, o);
+    octal(b, 398 + 24 * i, 12, n);
+  });
+  octal(b, 483, 12, realSize);
+  let sum = 0;
+  b.fill(0x20, 148, 156);
+  for (const x of b) sum += x;
+  b.set(enc.encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
+}
+
+/** Like {@linkcode buildTar}, also telling where each header starts. */
+export function buildTarLayout(entries: FixtureEntry[]): TarLayout {
   const out: Uint8Array[] = [];
+  const headers: number[] = [];
+  let at = 0;
+  const push = (...parts: Uint8Array[]) => {
+    for (const p of parts) (out.push(p), at += p.length);
+  };
+  const pushHeader = (h: Uint8Array) => (headers.push(at), push(h));
   for (const e of entries) {
-    const type = e.type ?? "0";
-    const data = typeof e.data === "string" ? enc.encode(e.data) : e.data ?? new Uint8Array();
+    let type = e.type ?? "0";
+    let data = typeof e.data === "string" ? enc.encode(e.data) : e.data ?? new Uint8Array();
+    let name = e.name;
     const pax: Uint8Array[] = [];
-    if (e.paxNames || bytes(e.name).length > 100) pax.push(paxRecord("path", e.name));
-    if (e.link && (e.paxNames || bytes(e.link).length > 100)) {
-      pax.push(paxRecord("linkpath", e.link));
+    const long = (v: string | Uint8Array) => e.paxNames || bytes(v).length > 100;
+    if (e.gnuNames) {
+      for (const [t, v] of [["L", e.name], ["K", e.link]] as const) {
+        if (v === undefined || bytes(v).length === 0) continue;
+        const body = concat([bytes(v), new Uint8Array(1)]);
+        pushHeader(header("././@LongLink", t, { name: "", magic: "gnu" }, body.length));
+        push(...padded(body));
+      }
+    } else {
+      if (
+        long(e.name) &&
+        !(e.prefixName && (e.magic ?? "ustar") === "ustar" && prefixSplit(bytes(e.name)) > 0)
+      ) {
+        pax.push(paxRecord("path", e.name));
+      }
+      if (e.link && long(e.link)) pax.push(paxRecord("linkpath", e.link));
+    }
+    const sp = e.sparse;
+    if (sp && sp.format !== "old") {
+      const real = bytes(e.name);
+      name = concat([enc.encode("GNUSparseFile.0/"), real.subarray(real.lastIndexOf(0x2f) + 1)]);
+      if (sp.format === "0.0") {
+        pax.push(paxRecord("path", real));
+        pax.push(paxRecord("GNU.sparse.size", String(sp.realSize)));
+        pax.push(paxRecord("GNU.sparse.numblocks", String(sp.map.length)));
+        for (const [o, n] of sp.map) {
+          pax.push(paxRecord("GNU.sparse.offset", String(o)));
+          pax.push(paxRecord("GNU.sparse.numbytes", String(n)));
+        }
+      } else if (sp.format === "0.1") {
+        pax.push(paxRecord("GNU.sparse.name", real));
+        pax.push(paxRecord("GNU.sparse.size", String(sp.realSize)));
+        pax.push(paxRecord("GNU.sparse.numblocks", String(sp.map.length)));
+        pax.push(paxRecord("GNU.sparse.map", sp.map.flat().join(",")));
+      } else {
+        pax.push(paxRecord("GNU.sparse.major", "1"), paxRecord("GNU.sparse.minor", "0"));
+        pax.push(paxRecord("GNU.sparse.name", real));
+        pax.push(paxRecord("GNU.sparse.realsize", String(sp.realSize)));
+        data = concat([sparseMap10(sp.map), data]);
+      }
+    } else if (sp) {
+      type = "S";
     }
     if (e.mtime !== undefined && !Number.isInteger(e.mtime)) {
       pax.push(paxRecord("mtime", e.mtime.toFixed(9)));
@@ -115,17 +246,21 @@ export function buildTar(entries: FixtureEntry[]): Uint8Array {
     for (const [k, v] of e.rawXattrs ?? []) {
       pax.push(paxRecord(concat([enc.encode("SCHILY.xattr."), k]), v));
     }
+    for (const [k, v] of e.pax ?? []) pax.push(paxRecord(k, v));
     if (pax.length > 0) {
       const body = concat(pax);
-      out.push(header("PaxHeaders/x", "x", { name: "" }, body.length), ...padded(body));
+      pushHeader(header("PaxHeaders/x", "x", { name: "" }, body.length));
+      push(...padded(body));
     }
     // Links, devices, directories and FIFOs have no body; every other type (files, "7", "g"…) does.
     const body = !"123456".includes(type);
-    out.push(header(e.name, type, e, body ? data.length : 0));
-    if (body) out.push(...padded(data));
+    const h = header(name, type, e, body ? data.length : 0);
+    if (sp?.format === "old") oldSparseHeader(h, sp.map, sp.realSize);
+    pushHeader(h);
+    if (body) push(...padded(data));
   }
-  out.push(new Uint8Array(1024));
-  return concat(out);
+  push(new Uint8Array(1024));
+  return { bytes: concat(out), headers };
 }
 
 /** A stream of the bytes, in chunks of `chunk` bytes (to exercise chunk boundaries). */
