@@ -6,7 +6,8 @@
  * The content goes to a temporary file in the same directory (so the
  * rename cannot cross filesystems), which is fsynced, given its mode,
  * renamed over the target, and then the directory is fsynced so the rename
- * itself is durable.
+ * itself is durable. A failure (a full disk, say) is an ErrFileWrite naming
+ * the step and the file, and leaves no temporary file.
  *
  * @example
  * ```ts
@@ -17,6 +18,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
+import { ErrFileWrite, StorageError } from "./errors.ts";
 
 const encoder = new TextEncoder();
 
@@ -35,19 +37,36 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * `p`, with its failure as an ErrFileWrite of `op` on `path` (but a missing
+ * Deno permission, which says which flag to add).
+ */
+async function step<T>(op: string, path: string, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof StorageError || e instanceof Deno.errors.NotCapable) throw e;
+    throw new ErrFileWrite(op, path, e);
+  }
+}
+
 async function replaceWith(
   path: string,
   mode: number,
-  fill: (file: Deno.FsFile) => Promise<number>,
+  fill: (write: (bytes: Uint8Array) => Promise<void>) => Promise<number>,
 ): Promise<number> {
   const tmp = tempPath(path);
-  const file = await Deno.open(tmp, { write: true, createNew: true, mode });
+  const file = await step("open", tmp, Deno.open(tmp, { write: true, createNew: true, mode }));
+  const write = async (bytes: Uint8Array) => {
+    let off = 0;
+    while (off < bytes.length) off += await step("write", tmp, file.write(bytes.subarray(off)));
+  };
   let written: number;
   try {
-    written = await fill(file);
+    written = await fill(write);
     // The umask may have narrowed `mode` at creation; the caller's mode wins.
-    await Deno.chmod(tmp, mode);
-    await file.sync();
+    await step("chmod", tmp, Deno.chmod(tmp, mode));
+    await step("sync", tmp, file.sync());
   } catch (e) {
     file.close();
     await Deno.remove(tmp).catch(() => {});
@@ -55,12 +74,12 @@ async function replaceWith(
   }
   file.close();
   try {
-    await Deno.rename(tmp, path);
+    await step("rename", tmp, Deno.rename(tmp, path));
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }
-  await syncDir(dirname(path));
+  await step("sync", dirname(path), syncDir(dirname(path)));
   return written;
 }
 
@@ -74,10 +93,9 @@ export async function atomicWriteFile(
   mode = 0o600,
 ): Promise<void> {
   const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  await replaceWith(path, mode, async (file) => {
-    let off = 0;
-    while (off < bytes.length) off += await file.write(bytes.subarray(off));
-    return off;
+  await replaceWith(path, mode, async (write) => {
+    await write(bytes);
+    return bytes.length;
   });
 }
 
@@ -92,11 +110,10 @@ export async function atomicWriteStream(
   stream: ReadableStream<Uint8Array>,
   mode = 0o600,
 ): Promise<number> {
-  return await replaceWith(path, mode, async (file) => {
+  return await replaceWith(path, mode, async (write) => {
     let total = 0;
     for await (const chunk of stream) {
-      let off = 0;
-      while (off < chunk.length) off += await file.write(chunk.subarray(off));
+      await write(chunk);
       total += chunk.length;
     }
     return total;

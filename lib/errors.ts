@@ -216,3 +216,38 @@ export class ErrInvalidStoreFile extends StorageError {
   /** Our wording of this error (containers/storage 1.43 has none). */
   static override readonly base = "invalid store file";
 }
+/**
+ * A file of the store could not be written: no space left on the device
+ * (`ENOSPC`), a quota (`EDQUOT`), an I/O error… The message names the
+ * operation, the file and the errno (`write /g/vfs-images/.images.json.tmp-1:
+ * ENOSPC (No space left on device)`), as Go's `*PathError` does; a file
+ * replaced atomically is left as it was.
+ */
+export class ErrFileWrite extends StorageError {
+  /** Our wording of this error (containers/storage 1.43 returns the `*PathError` itself). */
+  static override readonly base = "cannot write a file of the store";
+  /** The operation that failed: open, write, sync, chmod, rename. */
+  readonly op: string;
+  /** The file it was about. */
+  readonly path: string;
+  /** The errno's name ("ENOSPC"), or "" when the failure has none. */
+  readonly code: string;
+  /** The errno's text ("No space left on device"). */
+  readonly text: string;
+
+  /**
+   * @param op The operation that failed.
+   * @param path The file it was about.
+   * @param cause The failure (a Deno error carrying `code`, usually).
+   */
+  constructor(op: string, path: string, cause: unknown) {
+    const code = String((cause as { code?: unknown })?.code ?? "");
+    const text = String((cause as Error)?.message ?? cause)
+      .replace(/ \(os error \d+\)[^]*$/, "");
+    super(undefined, { detail: `${op} ${path}: ${code ? `${code} (${text})` : text}`, cause });
+    this.op = op;
+    this.path = path;
+    this.code = code;
+    this.text = text;
+  }
+}

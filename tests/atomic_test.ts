@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { atomicWriteFile, atomicWriteStream, syncDir } from "../lib/atomic.ts";
+import { ErrFileWrite } from "../lib/errors.ts";
 import { removeTree, tempDir } from "./helpers.ts";
 
 async function entries(dir: string): Promise<string[]> {
@@ -56,7 +57,14 @@ Deno.test("atomicWriteFile replaces a file that an open reader still sees whole"
 Deno.test("atomicWriteFile into a missing directory fails and leaves nothing", async () => {
   const dir = await tempDir();
   try {
-    await assert.rejects(atomicWriteFile(`${dir}/nope/f`, "x"), Deno.errors.NotFound);
+    await assert.rejects(atomicWriteFile(`${dir}/nope/f`, "x"), (e: unknown) => {
+      // typed, naming the step and the temporary file
+      assert.ok(e instanceof ErrFileWrite, String(e));
+      assert.equal(e.code, "ENOENT");
+      assert.ok(e.message.includes(`: open ${dir}/nope/.f.tmp-`), e.message);
+      assert.ok(e.message.endsWith(": ENOENT (No such file or directory)"), e.message);
+      return true;
+    });
     assert.deepEqual(await entries(dir), []);
   } finally {
     await removeTree(dir);

@@ -20,6 +20,7 @@ import {
   ErrDriverNotSupported,
   ErrDuplicateID,
   ErrDuplicateName,
+  ErrFileWrite,
   ErrImageUnknown,
   ErrImageUsedByContainer,
   ErrInvalidStoreFile,
@@ -116,6 +117,8 @@ const WORDINGS: [typeof StorageError, (e: StorageError, detail: string) => strin
 
 /** The text the reference CLI would print for `e`. */
 export function goMessage(e: unknown): string {
+  // Go returns the *PathError of the write itself.
+  if (e instanceof ErrFileWrite) return `${e.op} ${e.path}: ${ERRNO_TEXT[e.code] ?? e.text}`;
   if (e instanceof StorageError) {
     for (const [cls, word] of WORDINGS) {
       const text = e instanceof cls ? word(e, detailOf(e)) : undefined;
