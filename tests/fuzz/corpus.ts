@@ -24,6 +24,8 @@ export interface CorpusCase {
    * bytes, or a prefix of the input; and why.
    */
   theirDiff?: { kind: "fails" | "other" | "shorter"; why: string };
+  /** Generated: the reference may differ where README says we do on purpose. */
+  generated?: boolean;
 }
 
 const enc = new TextEncoder();
@@ -263,14 +265,16 @@ export const KNOWN_BUGS: Record<string, string> = {
   "generated #5 (seed 4242)": "lib/archive/apply.ts keeps times after 2262-04-11T23:47:16Z, " +
     "which 1.43 sets to the epoch (known/mtime-after-2262.tar)",
 };
+// The other bugs of known/README.md were found by larger generated runs (FUZZ_GENERATED).
 
 /** Seed of the generated part of the corpus. */
 export const CORPUS_SEED = 4242;
 
 /** Cases generated from {@linkcode CORPUS_SEED}. */
-export function generated(n: number): CorpusCase[] {
-  return fc.sample(caseArb, { seed: CORPUS_SEED, numRuns: n }).map((c, i) => ({
-    name: `generated #${i} (seed ${CORPUS_SEED})`,
+export function generated(n: number, seed = CORPUS_SEED): CorpusCase[] {
+  return fc.sample(caseArb, { seed, numRuns: n }).map((c, i) => ({
+    name: `generated #${i} (seed ${seed})`,
+    generated: true,
     input: async () => (await caseBytes(c)).input,
   }));
 }
