@@ -213,3 +213,18 @@ export async function checkStore(
   const unreferencedLayers = layers.map((l) => l.id).filter((id) => !reached.has(id));
   return { problems, unreferencedLayers, tempFiles, layers, images, containers };
 }
+
+/**
+ * The operations of store_child.ts `crash-ops`, in its order: images
+ * alternately get a container and are deleted a round later.
+ */
+export const CRASH_OPS = [
+  "import-layer",
+  "create-image",
+  "set-image-data",
+  "create-container",
+  "import-layer",
+  "create-image",
+  "set-image-data",
+  "delete-image",
+];

@@ -43,6 +43,7 @@ Deno.test({
     const stats = {
       cases: 0,
       accepted: 0,
+      diffFails: 0,
       overlay: 0,
       byCompression: {} as Record<string, number>,
     };
@@ -61,6 +62,7 @@ Deno.test({
               baseline,
               trap,
             });
+            if (out.diffError) stats.diffFails++;
             if (driver === "overlay") stats.overlay++;
             else if (out.accepted) {
               stats.accepted++;
@@ -96,7 +98,8 @@ Deno.test({
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       console.log(
         `fuzz: ${stats.cases} cases in ${secs} s, ${stats.accepted} accepted on vfs ` +
-          `(${JSON.stringify(stats.byCompression)}), ${stats.overlay} also on overlay`,
+          `(${JSON.stringify(stats.byCompression)}), ${stats.overlay} also on overlay; ` +
+          `${stats.diffFails} diffs failed as the reference's do`,
       );
     }
   },
