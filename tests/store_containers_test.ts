@@ -80,6 +80,10 @@ Deno.test({
       assertEquals(await s.containerBigDataSize("web", "state"), 3);
       // Layer diff (5) + big data (3) + the two directories' files (2 + 2).
       assertEquals(await s.containerSize("web"), 5 + 3 + 2 + 2);
+      // A file a runtime wrote under a name that is not UTF-8 counts too.
+      const odd = await run("sh", ["-c", `printf abc > "$0/$(printf '\\377')"`, runDir]);
+      assertEquals(odd.code, 0, odd.stderr);
+      assertEquals(await s.containerSize("web"), 5 + 3 + 2 + 2 + 3);
       assertEquals(await s.names(c.id), ["web"]);
       assertEquals(await s.metadata("web"), "m");
       const bare = await s.createContainer(undefined, { names: ["bare"] });

@@ -16,6 +16,8 @@
  */
 
 import { dirname, join, relative, resolve } from "node:path";
+import { listDir } from "../../ffi/dirent.ts";
+import { isDir, lstatNs } from "../../ffi/fs.ts";
 import { geteuid } from "../../ffi/process.ts";
 import { atomicWriteFile } from "../atomic.ts";
 import {
@@ -356,22 +358,26 @@ export async function containerFile(
   return await Deno.readFile(inside(await containerDir(p, where, idOrName), file));
 }
 
-/** Bytes of the files under `dir`, each inode counted once, directories not counted. */
-async function treeSize(dir: string): Promise<number> {
-  const seen = new Set<number>();
+/**
+ * Bytes of the files under `dir`, each inode counted once, directories not
+ * counted; walked with byte paths, since the container's own files may have
+ * names that are not UTF-8.
+ */
+function treeSize(dir: string): number {
+  const seen = new Set<bigint>();
   let size = 0;
-  const walk = async (d: string) => {
-    for await (const e of Deno.readDir(d)) {
-      const path = join(d, e.name);
-      const st = await Deno.lstat(path);
-      if (st.isDirectory) await walk(path);
-      else if (st.size > 0 && !seen.has(st.ino ?? -1)) {
-        seen.add(st.ino ?? -1);
+  const walk = (d: string) => {
+    for (const e of listDir(d)) {
+      const path = `${d}/${e.name}`;
+      const st = lstatNs(path);
+      if (isDir(st)) walk(path);
+      else if (st.size > 0 && !seen.has(st.ino)) {
+        seen.add(st.ino);
         size += st.size;
       }
     }
   };
-  await walk(dir);
+  walk(dir);
   return size;
 }
 
@@ -387,7 +393,7 @@ export async function containerSize(p: StoreParts, idOrName: string): Promise<nu
       if (!ls) throw new ErrLayerUnknown(c.layer);
       let size = await diffSize(ls, "", c.layer);
       for (const key of cs.bigDataNames(c.id)) size += await cs.bigDataSize(c.id, key);
-      return size + await treeSize(graphDir) + await treeSize(runDir);
+      return size + treeSize(graphDir) + treeSize(runDir);
     });
   });
 }
