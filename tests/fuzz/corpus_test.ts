@@ -10,21 +10,14 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import {
-  isRoot,
-  layerTree,
-  notRootReason,
-  reference,
-  referenceCli,
-  removeTree,
-  tempDir,
-} from "../helpers.ts";
+import { isRoot, layerTree, notRootReason, referenceCli, removeTree, tempDir } from "../helpers.ts";
 import {
   canaryBaseline,
   describeDifference,
   type Outcome,
+  referenceImport,
   runCase,
+  type Theirs,
   trapUncaught,
 } from "./harness.ts";
 import {
@@ -48,49 +41,11 @@ const GENERATED_SEED = Number(Deno.env.get("FUZZ_GENERATED_SEED") ?? CORPUS_SEED
 /** Also run the cases of known bugs (known/, KNOWN_BUGS). */
 const KNOWN = Deno.env.get("FUZZ_KNOWN") === "1";
 
-/** What the reference did with a layer. */
-interface Theirs {
-  accepted: boolean;
-  /** The layer's directory in the reference's store (gone once compared). */
-  layerDir?: string;
-  error?: string;
-  tree?: string;
-  diff?: Uint8Array;
-  diffError?: string;
-}
-
-async function theirs(input: Uint8Array, driver: string): Promise<Theirs> {
-  const dir = await tempDir("cs-corpus-ref-");
-  try {
-    const root = { graph: join(dir, "g"), run: join(dir, "r"), driver };
-    await Deno.writeFile(join(dir, "in"), input);
-    let id: string;
-    try {
-      id = (await reference(root, ["import-layer", "-f", join(dir, "in")])).stdout.trim();
-    } catch (e) {
-      return { accepted: false, error: (e as Error).message };
-    }
-    const layerDir = driver === "vfs"
-      ? join(root.graph, "vfs/dir", id)
-      : join(root.graph, "overlay", id, "diff");
-    const out: Theirs = { accepted: true, layerDir, tree: await layerTree(layerDir) };
-    try {
-      await reference(root, ["diff", "-u", "-f", join(dir, "out"), id]);
-      out.diff = await Deno.readFile(join(dir, "out"));
-    } catch (e) {
-      out.diffError = (e as Error).message;
-    }
-    return out;
-  } finally {
-    await removeTree(dir);
-  }
-}
-
 /**
  * For a generated case, the deliberate difference (README, Layer tarballs)
  * that explains why the reference decided or diffed otherwise, if one does.
  */
-function documented(input: Uint8Array, ours: Outcome, ref: Theirs): string | undefined {
+function documented(ours: Outcome, ref: Theirs): string | undefined {
   if (
     !ours.accepted && ref.accepted && /the target's root can only be a directory/.test(ours.error!)
   ) {
@@ -129,10 +84,10 @@ async function compare(c: CorpusCase, driver: string, parent: string, ctx: {
         if (o.accepted) tree = await layerTree(o.layerDir!);
       },
     }),
-    theirs(input, driver),
+    referenceImport(input, driver, { tree: true }),
   ]);
   const what = `${c.name} (${driver})`;
-  const why = c.generated ? documented(input, ours, ref) : undefined;
+  const why = c.generated ? documented(ours, ref) : undefined;
   if (why && (ours.accepted !== ref.accepted || tree === ref.tree)) {
     return `differs as README says: ${why}`;
   }

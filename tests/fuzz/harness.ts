@@ -27,7 +27,7 @@ import { basename, join } from "node:path";
 import { Store } from "../../lib/store/mod.ts";
 import { StorageError } from "../../lib/errors.ts";
 import { Compression } from "../../lib/archive/compression.ts";
-import { reference, referenceCli, removeTree, tempDir } from "../helpers.ts";
+import { layerTree, reference, referenceCli, removeTree, tempDir } from "../helpers.ts";
 import { bytesOf, checkStore, listDir, storeOpts } from "../store_helpers.ts";
 import { streamOf } from "../tar_fixtures.ts";
 import { CANARY_PREFIX, decompress, sniff } from "./tar_gen.ts";
@@ -267,18 +267,32 @@ export async function runCase(input: Uint8Array, opts: CaseOptions): Promise<Out
   return outcome;
 }
 
+/** What the reference CLI did with a layer. */
+export interface Theirs {
+  accepted: boolean;
+  /** Its error, when it refused the layer. */
+  error?: string;
+  /** The layer's directory in its store (gone once the call returns). */
+  layerDir?: string;
+  /** {@linkcode layerTree} of the layer, when asked for. */
+  tree?: string;
+  /** Its `diff -u` of the layer. */
+  diff?: Uint8Array;
+  /** Why its `diff -u` failed. */
+  diffError?: string;
+}
+
 /**
- * Imports `input` with the reference CLI into a store of its own and
- * returns why its `diff -u` fails, or undefined when it succeeds. Fails
- * when the reference refuses the layer (we accepted it).
+ * Imports `input` with the reference CLI into a store of its own on
+ * `driver`, then (when it accepts the layer) lists its tree if asked and
+ * runs `diff -u`.
  */
-export async function referenceDiffFails(
+export async function referenceImport(
   input: Uint8Array,
   driver: string,
-): Promise<string | undefined> {
-  if (!referenceCli) {
-    fail("our diff fails, and the reference CLI is not here to say whether its does");
-  }
+  opts: { tree?: boolean } = {},
+): Promise<Theirs> {
+  if (!referenceCli) fail("the reference CLI is not installed");
   const dir = await tempDir("cs-fuzz-ref-");
   try {
     const root = { graph: join(dir, "g"), run: join(dir, "r"), driver };
@@ -287,17 +301,36 @@ export async function referenceDiffFails(
     try {
       id = (await reference(root, ["import-layer", "-f", join(dir, "in")])).stdout.trim();
     } catch (e) {
-      fail(`we accept the layer, the reference refuses it: ${(e as Error).message}`);
+      return { accepted: false, error: (e as Error).message };
     }
+    const layerDir = driver === "vfs"
+      ? join(root.graph, "vfs/dir", id)
+      : join(root.graph, "overlay", id, "diff");
+    const out: Theirs = { accepted: true, layerDir };
+    if (opts.tree) out.tree = await layerTree(layerDir);
     try {
       await reference(root, ["diff", "-u", "-f", join(dir, "out"), id]);
-      return undefined;
+      out.diff = await Deno.readFile(join(dir, "out"));
     } catch (e) {
-      return (e as Error).message;
+      out.diffError = (e as Error).message;
     }
+    return out;
   } finally {
     await removeTree(dir);
   }
+}
+
+/**
+ * Why the reference's `diff -u` of `input` fails, or undefined when it
+ * works. Fails when the reference refuses the layer (we accepted it).
+ */
+export async function referenceDiffFails(
+  input: Uint8Array,
+  driver: string,
+): Promise<string | undefined> {
+  const theirs = await referenceImport(input, driver);
+  if (!theirs.accepted) fail(`we accept the layer, the reference refuses it: ${theirs.error}`);
+  return theirs.diffError;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
