@@ -185,7 +185,7 @@ export interface CaseOptions {
   baseline: Set<string>;
   /** Checks for uncaught errors (see {@linkcode trapUncaught}). */
   trap: { check: (what: string) => Promise<void> };
-  /** Called with the store and the outcome before the store is removed (for more checks). */
+  /** Called with the outcome and the case's root before the store is removed (for more checks). */
   inspect?: (outcome: Outcome, root: string) => Promise<void>;
 }
 
