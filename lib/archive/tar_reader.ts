@@ -529,10 +529,12 @@ export class TarParser {
       if (e instanceof SparseProblem) throw this.#fail(e.message, at);
       throw e;
     }
-    if (this.#longName) {
-      h.name = cString(this.#longName);
-    }
-    if (this.#longLink) h.linkname = cString(this.#longLink);
+    // Go uses a GNU long name or link only when it is not empty (up to its first NUL): an empty
+    // record leaves the header's own name, or a PAX path before it, as it was.
+    const longName = this.#longName ? cString(this.#longName) : "";
+    const longLink = this.#longLink ? cString(this.#longLink) : "";
+    if (longName) h.name = longName;
+    if (longLink) h.linkname = longLink;
     this.#pax = this.#longName = this.#longLink = undefined;
     this.#afterExt = false;
     this.#name = h.name;
@@ -613,7 +615,7 @@ export class TarParser {
           break;
         case TypeFlag.GNULongName:
           this.#longName = data;
-          this.#name = cString(data);
+          if (cString(data)) this.#name = cString(data);
           break;
         case TypeFlag.GNULongLink:
           this.#longLink = data;
