@@ -435,13 +435,37 @@ function applyMetadata(
   const later = h.atime &&
     (h.atime.sec > h.mtime.sec || (h.atime.sec === h.mtime.sec && h.atime.nsec >= h.mtime.nsec));
   const atime = later ? h.atime! : h.mtime;
-  if (type === TypeFlag.Symlink) utimensat(abs, atime, h.mtime, true);
+  if (type === TypeFlag.Symlink) utimensat(abs, wrapTime(atime), wrapTime(h.mtime), true);
   else utimensat(abs, clampTime(atime), clampTime(h.mtime), true);
 }
 
-/** Times before the epoch become the epoch, as containers/storage's Chtimes does. */
+/** The last time Go's os.Chtimes can set: `time.Unix(0, 1<<63-1)`, 2262-04-11T23:47:16.854775807Z. */
+const MAX_TIME: TarTime = { sec: 9223372036, nsec: 854775807 };
+
+/**
+ * Times before the epoch or after {@linkcode MAX_TIME} become the epoch, as
+ * containers/storage's `system.Chtimes` does (atime and mtime each on its own).
+ */
 function clampTime(t: TarTime): TarTime {
-  return t.sec < 0 ? { sec: 0, nsec: 0 } : t;
+  const after = t.sec > MAX_TIME.sec || (t.sec === MAX_TIME.sec && t.nsec > MAX_TIME.nsec);
+  return t.sec < 0 || after ? { sec: 0, nsec: 0 } : t;
+}
+
+/**
+ * A symlink's time as 1.43 sets it (`LUtimesNano` of
+ * `NsecToTimespec(t.UnixNano())`): int64 nanoseconds, which wrap around
+ * outside 1677-09-21..2262-04-11 (the kernel then caps the result to what
+ * the file system holds).
+ */
+function wrapTime(t: TarTime): TarTime {
+  const ns = BigInt.asIntN(64, BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec));
+  let sec = ns / 1_000_000_000n;
+  let nsec = ns % 1_000_000_000n;
+  if (nsec < 0n) {
+    nsec += 1_000_000_000n;
+    sec--;
+  }
+  return { sec: Number(sec), nsec: Number(nsec) };
 }
 
 function chown(abs: string, uid: number, gid: number, opts: ApplyOptions): void {
