@@ -22,6 +22,9 @@
 import { ErrBadArchive } from "../errors.ts";
 import { chmod, isDir, lstatIfExists, mkdir, readlink, S_IFLNK, S_IFMT } from "../../ffi/fs.ts";
 
+/** The setgid bit of a mode. */
+const S_ISGID = 0o2000;
+
 /** Linux's limit of symlinks followed while resolving one path. */
 const MAX_SYMLINKS = 40;
 
@@ -99,7 +102,11 @@ export class SafeRoot {
           throw new ErrBadArchive(entry, { detail: `parent directory /${nextKey} does not exist` });
         }
         mkdir(p, 0o755);
-        chmod(p, 0o755); // whatever the umask
+        // 0755 whatever the umask, keeping the setgid bit the kernel gives a directory made in a
+        // setgid one (1.43's MkdirAll, under a umask of 022, leaves it, and the parent's group).
+        const made = lstatIfExists(p)?.mode ?? 0;
+        const want = 0o755 | (made & S_ISGID);
+        if ((made & 0o7777) !== want) chmod(p, want);
         this.#realDirs.add(nextKey);
         resolved = next;
         continue;
