@@ -422,16 +422,20 @@ function applyMetadata(
   for (const [key, value] of Object.entries(h.xattrs)) setXattr(abs, key, value, h.name);
   const forced = opts.forceMask !== undefined;
   // A hard link's header sets the shared inode's owner (above), mode and
-  // times, as the reference does — unless that inode is a symlink.
-  const linkToSymlink = type === TypeFlag.Link && (lstatNs(abs).mode & S_IFMT) === S_IFLNK;
-  if (type !== TypeFlag.Symlink && !linkToSymlink) {
+  // times, as the reference does — unless that inode is a symlink, or the
+  // link names its target with a trailing slash (`name/`, `name/.`): 1.43
+  // sets them only when `os.Lstat(hdr.Linkname)` of the raw name works,
+  // and for a non-directory that fails with ENOTDIR.
+  const keepModeTimes = type === TypeFlag.Link &&
+    ((lstatNs(abs).mode & S_IFMT) === S_IFLNK || /(^|\/)\.?$/.test(h.linkname));
+  if (type !== TypeFlag.Symlink && !keepModeTimes) {
     chmod(abs, forced ? opts.forceMask! : h.mode & 0o7777);
   }
   if (forced && (type === TypeFlag.Reg || type === TypeFlag.Dir)) {
     const value = `${owner.uid}:${owner.gid}:0${(h.mode & 0o7777).toString(8)}`;
     lsetxattr(abs, OVERRIDE_STAT_XATTR, new TextEncoder().encode(value));
   }
-  if (type === TypeFlag.Dir || linkToSymlink) return;
+  if (type === TypeFlag.Dir || keepModeTimes) return;
   const later = h.atime &&
     (h.atime.sec > h.mtime.sec || (h.atime.sec === h.mtime.sec && h.atime.nsec >= h.mtime.nsec));
   const atime = later ? h.atime! : h.mtime;
