@@ -236,6 +236,7 @@ export class ErrFileWrite extends StorageError {
   readonly text: string;
 
   /**
+   * An error for `op` on `path`, keeping the errno name and text of `cause`.
    * @param op The operation that failed.
    * @param path The file it was about.
    * @param cause The failure (a Deno error carrying `code`, usually).
