@@ -43,7 +43,11 @@ export function isEmpty(v: unknown): boolean {
 
 /** Go's encoding/json sorts map keys, also in maps nested in interface{} values. */
 export function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
+  // every save re-encodes every record: arrays of plain values (uidset,
+  // names) go out as they are instead of being copied
+  if (Array.isArray(v)) {
+    return v.some((x) => x !== null && typeof x === "object") ? v.map(sortKeys) : v;
+  }
   if (v !== null && typeof v === "object") {
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(v as object).sort()) {
