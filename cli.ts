@@ -73,9 +73,14 @@ function readGlobals(fs: FlagSet, o: GlobalOptions): void {
 
 function programUsage(fs: FlagSet, io: CliIO): void {
   let text = `Usage: ${PROG} command [options [...]]\n\nCommands:\n\n`;
-  for (const c of commands) text += `  ${c.names[0].padEnd(30)}${c.usage}\n`;
+  const line = (c: Command) => `  ${c.names[0].padEnd(30)}${c.usage}\n`;
+  for (const c of commands) if (!c.extension) text += line(c);
   io.out.write(text + "\nOptions:\n");
   fs.out.write(fs.printDefaults());
+  const extensions = commands.filter((c) => c.extension);
+  if (extensions.length > 0) {
+    fs.out.write(`\nExtensions:\n\n${extensions.map(line).join("")}`);
+  }
 }
 
 function commandUsage(fs: FlagSet, name: string, c: Command, io: CliIO): void {

@@ -45,6 +45,12 @@ export interface Command {
   maxArgs: number;
   /** Runs without opening a store (`ctx.store` throws if used). */
   storeless?: boolean;
+  /**
+   * A command of ours that the reference CLI does not have: the program's
+   * usage lists it under "Extensions:" after the reference's own text, which
+   * so stays byte for byte the reference's.
+   */
+  extension?: true;
   /** Defines the command's own flags. */
   addFlags?: (fs: FlagSet) => void;
   /** Runs the command; resolves to the exit code. A thrown error is printed and exits 1. */
