@@ -49,6 +49,7 @@ export {
 } from "./lib/config.ts";
 export { LockFile } from "./lib/lockfile.ts";
 export { type LogLevel, type LogSink, setLogSink } from "./lib/log.ts";
+export type { Progress, ProgressCallback, ProgressOptions } from "./lib/progress.ts";
 export { generateID, isValidID, TruncIndex } from "./lib/ids.ts";
 export { isIdentity, parseIDMap, toContainer, toHost } from "./lib/idmap.ts";
 export type { IDMap, IDMappings } from "./lib/idmap.ts";
@@ -78,7 +79,11 @@ export {
   decompressStream,
   detectCompression,
 } from "./lib/archive/compression.ts";
-export { inspectLayer, type LayerStreamInfo } from "./lib/archive/layer_stream.ts";
+export {
+  inspectLayer,
+  type InspectLayerOptions,
+  type LayerStreamInfo,
+} from "./lib/archive/layer_stream.ts";
 export { type ApplyOptions, type ApplyResult, applyTar } from "./lib/archive/apply.ts";
 export {
   changesDirs,

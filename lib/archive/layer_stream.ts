@@ -47,6 +47,12 @@ function isWhiteout(name: string): boolean {
   return base.startsWith(".wh.");
 }
 
+/** Options of {@linkcode inspectLayer}. */
+export interface InspectLayerOptions {
+  /** Called for each entry of the tar (progress reports count them). */
+  onEntry?: () => void;
+}
+
 /**
  * Starts inspecting `input`. Read `tar` to its end (trailing bytes included):
  * `done` settles only then, after the tar-split has been written to
@@ -57,12 +63,14 @@ function isWhiteout(name: string): boolean {
 export function inspectLayer(
   input: ReadableStream<Uint8Array>,
   tarSplitSink: WritableStream<Uint8Array>,
+  opts: InspectLayerOptions = {},
 ): { tar: ReadableStream<Uint8Array>; done: Promise<LayerStreamInfo> } {
   const compressed = new DigestStream();
   const uncompressed = new DigestStream();
   const uids = new Set<number>();
   const gids = new Set<number>();
   const onHeader = (h: TarHeader) => {
+    opts.onEntry?.();
     if (isWhiteout(h.name)) return;
     uids.add(h.uid);
     gids.add(h.gid);

@@ -32,6 +32,8 @@ import { lchown, lstatNs, S_IFMT, type StatNs, statNs } from "../../ffi/fs.ts";
 import { type Command, type Context, jsonFlag } from "./command.ts";
 import { goQuote, logLine, type Sink } from "./io.ts";
 import { CliError, goMessage, pathError } from "./messages.ts";
+import { countTar, type ProgressCounter, progressCounter } from "../progress.ts";
+import { showProgress } from "./progress.ts";
 
 /**
  * The tar format of the copy's archives: PAX, so that times keep their
@@ -130,9 +132,15 @@ async function mkdirAll(path: string, mode: number, owner?: Owner): Promise<void
  * Untars `tar` into `dir` with the target's mappings. The reference untars
  * in a chrooted child process, so its failures read as that child's.
  */
-async function untar(tar: ReadableStream<Uint8Array>, dir: string, to?: IDMappings) {
+async function untar(
+  tar: ReadableStream<Uint8Array>,
+  dir: string,
+  to: IDMappings | undefined,
+  counter: ProgressCounter | undefined,
+) {
   try {
-    await applyTar(tar, dir, { whiteoutFormat: "keep", mappings: to });
+    const counted = counter ? tar.pipeThrough(countTar(counter)) : tar;
+    await applyTar(counted, dir, { whiteoutFormat: "keep", mappings: to });
   } catch (e) {
     throw new CliError(`processing tar file(${goMessage(e)}): exit status 1`, { cause: e });
   }
@@ -204,7 +212,13 @@ async function fileTar(
  * contents into `dst`, or a file to `dst` (into it when `dst` ends with a
  * slash).
  */
-async function copyWithTar(src: string, dst: string, ids: CopyIDs, err: Sink): Promise<void> {
+async function copyWithTar(
+  src: string,
+  dst: string,
+  ids: CopyIDs,
+  err: Sink,
+  counter?: ProgressCounter,
+): Promise<void> {
   let st: StatNs;
   try {
     st = statNs(src);
@@ -213,7 +227,7 @@ async function copyWithTar(src: string, dst: string, ids: CopyIDs, err: Sink): P
   }
   if ((st.mode & S_IFMT) === 0o040000) {
     await mkdirAll(dst, 0o755, ids.chown ?? rootPair(ids.to));
-    await untar(writeTar(treeEntries(src, ids, err), COPY_PASS), dst, ids.to);
+    await untar(writeTar(treeEntries(src, ids, err), COPY_PASS), dst, ids.to, counter);
     return;
   }
   if (dst.endsWith("/")) dst = join(dst, basename(src));
@@ -226,7 +240,7 @@ async function copyWithTar(src: string, dst: string, ids: CopyIDs, err: Sink): P
         `with non-directory "/"): exit status 1`,
     );
   }
-  await untar(await fileTar(src, st, basename(dst), ids), dirname(dst), ids.to);
+  await untar(await fileTar(src, st, basename(dst), ids), dirname(dst), ids.to, counter);
 }
 
 /** A `[layer:]path` argument resolved: the path to use and the layer's mappings, if any. */
@@ -274,13 +288,15 @@ async function copy(ctx: Context): Promise<number> {
     chown = parsed;
   }
   const mounted: string[] = [];
+  const display = showProgress(ctx.io.err, { label: ctx.name });
+  const counter = progressCounter(display.options);
   try {
     const target = await locate(ctx, ctx.args[ctx.args.length - 1], mounted);
     for (const srcSpec of ctx.args.slice(0, -1)) {
       const source = await locate(ctx, srcSpec, mounted);
       const ids = { from: source.mappings, chown, to: target.mappings };
       try {
-        await copyWithTar(source.path, target.path, ids, ctx.io.err);
+        await copyWithTar(source.path, target.path, ids, ctx.io.err, counter);
       } catch (e) {
         throw new CliError(
           `error copying ${goQuote(source.path)} to ${goQuote(target.path)}: ${goMessage(e)}`,
@@ -290,6 +306,7 @@ async function copy(ctx: Context): Promise<number> {
     }
     return 0;
   } finally {
+    display.finish();
     // the reference's deferred unmounts, newest first; their failures are not reported
     for (const id of mounted.reverse()) await ctx.store.unmount(id, false).catch(() => {});
   }

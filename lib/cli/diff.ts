@@ -16,6 +16,7 @@ import { type Command, type Context, jsonFlag } from "./command.ts";
 import { openInput, withOutput, writeStream } from "./files.ts";
 import { goJSON, goQuote } from "./io.ts";
 import { CliError } from "./messages.ts";
+import { inputSize, withProgress } from "./progress.ts";
 
 /** Compression numbers as containers/storage's archive.Compression (and layers.json) use them. */
 const UNCOMPRESSED = 0, BZIP2 = 1, GZIP = 2, XZ = 3;
@@ -60,16 +61,20 @@ async function diff(ctx: Context): Promise<number> {
     if (compression === BZIP2) throw new CliError("unsupported compression format tar.bz2");
     if (compression === XZ) throw new CliError("unsupported compression format tar.xz");
     const [from, to] = fromTo(ctx);
-    const stream = await ctx.store.diff(from, to, { compression });
-    await writeStream(stream, file, ctx.io.out);
+    await withProgress(ctx.io, { label: ctx.name }, async (progress) => {
+      const stream = await ctx.store.diff(from, to, { compression, ...progress });
+      await writeStream(stream, file, ctx.io.out);
+    });
   });
   return 0;
 }
 
 async function applyDiff(ctx: Context): Promise<number> {
-  const input = await openInput(ctx.flags.getString("file"));
+  const path = ctx.flags.getString("file");
+  const input = await openInput(path);
   try {
-    await ctx.store.applyDiff(ctx.args[0], input.stream);
+    const progress = { label: ctx.name, expectedSize: await inputSize(path) };
+    await withProgress(ctx.io, progress, (p) => ctx.store.applyDiff(ctx.args[0], input.stream, p));
   } finally {
     input.close();
   }

@@ -18,6 +18,7 @@ import { layerToJSON } from "../layers/encode.ts";
 import { allFound, type Command, type Context, foundFor, jsonFlag } from "./command.ts";
 import { printParentOwners } from "./owners.ts";
 import { openInput } from "./files.ts";
+import { inputSize, withProgress } from "./progress.ts";
 import { goJSON, goMap } from "./io.ts";
 import { idMappingFlags, idMappingOptions } from "./idmap_flags.ts";
 import { renderTree, type TreeNode } from "./tree.ts";
@@ -129,10 +130,16 @@ async function createLayer(ctx: Context): Promise<number> {
 }
 
 async function importLayer(ctx: Context): Promise<number> {
-  const input = await openInput(ctx.flags.getString("file"));
+  const path = ctx.flags.getString("file");
+  const input = await openInput(path);
   try {
     const opts = await newLayerOptions(ctx);
-    const { layer: l } = await ctx.store.putLayer({ ...opts, diff: input.stream });
+    const progress = { label: ctx.name, expectedSize: await inputSize(path) };
+    const { layer: l } = await withProgress(
+      ctx.io,
+      progress,
+      (p) => ctx.store.putLayer({ ...opts, ...p, diff: input.stream }),
+    );
     printNewLayer(ctx, l);
     return 0;
   } finally {

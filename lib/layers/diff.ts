@@ -20,9 +20,14 @@ import type { Layer } from "./layer.ts";
 import { layerMappings } from "./layer.ts";
 import type { LayerStore } from "./layer_store.ts";
 import { typed } from "./put.ts";
+import { countTar, progressCounter, type ProgressOptions } from "../progress.ts";
 
-/** Options of {@linkcode diff}. */
-export interface DiffOptions {
+/**
+ * Options of {@linkcode diff}. `onProgress` counts the tar before
+ * compression; its total is the layer's recorded diff size when the diff is
+ * the applied tarball rebuilt (`expectedSize` is not used).
+ */
+export interface DiffOptions extends ProgressOptions {
   /** Compression of the output; defaults to the compression the layer was applied with. */
   compression?: Compression;
 }
@@ -126,8 +131,11 @@ async function diffStream(
       detail: "unsupported compression format for diff output",
     });
   }
-  const maybeCompress = (tar: ReadableStream<Uint8Array>) =>
-    compression === Compression.Uncompressed ? tar : compressStream(tar, compression);
+  const maybeCompress = (tar: ReadableStream<Uint8Array>, total?: number) => {
+    const counter = progressCounter({ onProgress: opts.onProgress, expectedSize: total });
+    if (counter) tar = tar.pipeThrough(countTar(counter));
+    return compression === Compression.Uncompressed ? tar : compressStream(tar, compression);
+  };
   const driverDiff = async () =>
     maybeCompress(
       await s.driver.diff(
@@ -179,5 +187,5 @@ async function diffStream(
       await release();
     },
   }, { highWaterMark: 0 });
-  return maybeCompress(tar);
+  return maybeCompress(tar, p.toLayer["diff-size"]);
 }

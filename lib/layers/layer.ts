@@ -16,6 +16,7 @@
  */
 
 import type { IDMap } from "../idmap.ts";
+import type { ProgressOptions } from "../progress.ts";
 
 /** A layer record; JSON keys are the ones layers.json uses. */
 export interface Layer {
@@ -107,8 +108,11 @@ export interface CreateLayerOptions extends LayerOptions {
   writeable?: boolean;
 }
 
-/** What `Store.putLayer` takes: {@linkcode CreateLayerOptions} and a diff to apply. */
-export interface PutLayerOptions extends CreateLayerOptions {
+/**
+ * What `Store.putLayer` takes: {@linkcode CreateLayerOptions}, a diff to
+ * apply, and a callback following its reading (`onProgress`).
+ */
+export interface PutLayerOptions extends CreateLayerOptions, ProgressOptions {
   /** A layer tarball (any compression) applied to the new layer; none leaves it empty. */
   diff?: ReadableStream<Uint8Array>;
 }

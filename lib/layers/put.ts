@@ -23,6 +23,7 @@ import { dedupeNames, nowRFC3339Nano } from "./encode.ts";
 import { copyLayer, INCOMPLETE_FLAG, type Layer, layerMappings } from "./layer.ts";
 import { addToDigestMap, type LayerStore, removeFromDigestMap } from "./layer_store.ts";
 import { concatBytes } from "../bytes.ts";
+import { progressCounter, type ProgressOptions } from "../progress.ts";
 
 /** A new layer and the size of the diff applied to it (-1 without a diff). */
 export interface PutResult {
@@ -37,8 +38,11 @@ function sameMappings(a: IDMappings, b: IDMappings): boolean {
     JSON.stringify(a.gidMap) === JSON.stringify(b.gidMap);
 }
 
-/** What {@linkcode put} takes; mappings and parent are already resolved by the caller. */
-export interface PutOptions {
+/**
+ * What {@linkcode put} takes; mappings and parent are already resolved by the
+ * caller. `onProgress` follows the reading of `diff`.
+ */
+export interface PutOptions extends ProgressOptions {
   /** ID of the new layer; a random one is generated when absent. */
   id?: string;
   /** The parent layer's record; absent for a base layer. */
@@ -217,7 +221,7 @@ export function applyDiff(
   s: LayerStore,
   to: string,
   diff: ReadableStream<Uint8Array>,
-  known: Pick<PutOptions, "originalDigest" | "uncompressedDigest"> = {},
+  known: Pick<PutOptions, "originalDigest" | "uncompressedDigest"> & ProgressOptions = {},
 ): Promise<number> {
   return wrap(`applying diff to layer ${JSON.stringify(to)}`, applyDiffTo(s, to, diff, known));
 }
@@ -226,13 +230,16 @@ async function applyDiffTo(
   s: LayerStore,
   to: string,
   diff: ReadableStream<Uint8Array>,
-  known: Pick<PutOptions, "originalDigest" | "uncompressedDigest">,
+  known: Pick<PutOptions, "originalDigest" | "uncompressedDigest"> & ProgressOptions,
 ): Promise<number> {
   s.checkWritable("modify layer contents");
   const layer = s.mustLookup(to);
   const tarSplit: Uint8Array[] = [];
   const sink = new WritableStream<Uint8Array>({ write: (c) => void tarSplit.push(c.slice()) });
-  const { tar, done } = inspectLayer(diff, sink);
+  const counter = progressCounter(known);
+  const { tar, done } = counter
+    ? inspectLayer(diff.pipeThrough(counter.bytes()), sink, { onEntry: () => counter.entry() })
+    : inspectLayer(diff, sink);
   // The driver may stop reading at the end-of-archive blocks; the digests
   // must still cover every byte received, so we drain what it leaves.
   const reader = tar.getReader();
@@ -257,6 +264,7 @@ async function applyDiffTo(
     throw e;
   }
   const info = await done;
+  counter?.report();
   await atomicWriteFile(s.tarSplitPath(layer.id), concatBytes(tarSplit), 0o600);
   const compressed = known.originalDigest?.startsWith("sha256:")
     ? known.originalDigest

@@ -102,6 +102,7 @@ import {
   withLocks,
 } from "./parts.ts";
 import { checkStorePermissions } from "./permissions.ts";
+import type { ProgressOptions } from "../progress.ts";
 
 export type { CreateLayerOptions, Layer, LayerOptions, PutLayerOptions } from "../layers/layer.ts";
 export type { Image } from "../images/image.ts";
@@ -378,12 +379,19 @@ export class Store {
     });
   }
 
-  /** Applies a layer tarball (any compression) to an existing layer; returns the applied size. */
-  async applyDiff(to: string, diff: ReadableStream<Uint8Array>): Promise<number> {
+  /**
+   * Applies a layer tarball (any compression) to an existing layer; returns
+   * the applied size. `opts.onProgress` follows the reading of `diff`.
+   */
+  async applyDiff(
+    to: string,
+    diff: ReadableStream<Uint8Array>,
+    opts: ProgressOptions = {},
+  ): Promise<number> {
     const ls = this.#p.layerStore;
     return await ls.writing(() => {
       if (!ls.exists(to)) throw new ErrLayerUnknown(to);
-      return applyDiff(ls, to, diff);
+      return applyDiff(ls, to, diff, opts);
     });
   }
 
@@ -391,11 +399,12 @@ export class Store {
    * A tar stream turning `from` ("" for the parent) into `to`: the applied
    * tarball byte for byte when `from` is the parent and a tar-split exists.
    * The store stays read-locked until the stream is consumed or cancelled.
+   * `opts.onProgress` follows the tar as it is produced (before compression).
    */
   async diff(
     from: string,
     to: string,
-    opts?: { compression?: Compression },
+    opts?: { compression?: Compression } & ProgressOptions,
   ): Promise<ReadableStream<Uint8Array>> {
     for (const ls of allLayerStores(this.#p)) {
       await ls.startReading();
