@@ -16,8 +16,8 @@
  * @module
  */
 
-import { defaultStoreOptions, type StoreOptions } from "./lib/config.ts";
-import { Store } from "./lib/store/mod.ts";
+import type { StoreOptions } from "./lib/config.ts";
+import type { Store } from "./lib/store/mod.ts";
 import type { Command, Context } from "./lib/cli/command.ts";
 import { commands, findCommand } from "./lib/cli/commands.ts";
 import {
@@ -89,6 +89,15 @@ function commandUsage(fs: FlagSet, name: string, c: Command, io: CliIO): void {
 }
 
 /**
+ * The default store options (storage.conf and the environment), loaded only
+ * when a command needs them: `--help` and `version` with global flags never do.
+ */
+async function readDefaults(): Promise<StoreOptions> {
+  const { defaultStoreOptions } = await import("./lib/config.ts");
+  return await defaultStoreOptions();
+}
+
+/**
  * Opens the store as the reference's GetStore does: with neither root given
  * it fails; a missing one is taken from the defaults. Returns the error text on failure.
  */
@@ -97,7 +106,8 @@ async function openStore(o: GlobalOptions, defaults?: StoreOptions): Promise<Sto
     return "no storage runroot or graphroot specified: missing necessary StoreOptions";
   }
   try {
-    const d = defaults ?? await defaultStoreOptions();
+    const d = defaults ?? await readDefaults();
+    const { Store } = await import("./lib/store/mod.ts");
     return await Store.open({
       ...(defaults ?? EMPTY_OPTIONS),
       graphRoot: o.graphRoot || d.graphRoot,
@@ -121,6 +131,28 @@ export async function main(args: string[], io: CliIO = stdio): Promise<number> {
     if (e instanceof ExitError) return e.code;
     throw e;
   }
+}
+
+/** Output that goes nowhere, for a trial parse. */
+const DISCARD: CliIO = { out: { write() {} }, err: { write() {} } };
+
+/**
+ * Whether `command` runs without a store and, on these arguments, shows no
+ * flag defaults (no usage, no `--debug` lines): then storage.conf, which
+ * only supplies those defaults, need not be read (`version` starts faster).
+ */
+function quietlyStoreless(command: Command, name: string, args: string[], o: GlobalOptions) {
+  if (!command.storeless || o.debug) return false;
+  const trial = globalFlags(name, "continue", { ...o }, DISCARD);
+  command.addFlags?.(trial);
+  try {
+    trial.parse(args);
+  } catch {
+    return false;
+  }
+  const n = trial.args.length;
+  return !trial.getBool("debug") && n >= command.minArgs &&
+    (command.maxArgs === 0 || n <= command.maxArgs);
 }
 
 async function run(args: string[], io: CliIO): Promise<number> {
@@ -152,21 +184,6 @@ async function run(args: string[], io: CliIO): Promise<number> {
     return 0;
   }
   readGlobals(top, o);
-  let storeOptions: StoreOptions | undefined;
-  let configError: string | undefined;
-  if (!o.graphRoot && !o.runRoot && !o.graphDriverName && o.graphDriverOptions.length === 0) {
-    try {
-      storeOptions = await defaultStoreOptions();
-    } catch (e) {
-      // Reported when a command opens the store, so --help still works.
-      configError = goMessage(e);
-      storeOptions = { ...EMPTY_OPTIONS, graphDriverOptions: [] };
-    }
-    o.graphRoot = storeOptions.graphRoot;
-    o.runRoot = storeOptions.runRoot;
-    o.graphDriverName = storeOptions.graphDriverName;
-    o.graphDriverOptions = [...storeOptions.graphDriverOptions];
-  }
   if (top.args.length === 0) {
     top.usage();
     return 1;
@@ -176,6 +193,22 @@ async function run(args: string[], io: CliIO): Promise<number> {
   if (!command) {
     io.out.write(`${name}: unrecognized command.\n`);
     return 1;
+  }
+  let storeOptions: StoreOptions | undefined;
+  let configError: string | undefined;
+  const flagsGiven = o.graphRoot || o.runRoot || o.graphDriverName || o.graphDriverOptions.length;
+  if (!flagsGiven && !quietlyStoreless(command, name, top.args.slice(1), o)) {
+    try {
+      storeOptions = await readDefaults();
+    } catch (e) {
+      // Reported when a command opens the store, so --help still works.
+      configError = goMessage(e);
+      storeOptions = { ...EMPTY_OPTIONS, graphDriverOptions: [] };
+    }
+    o.graphRoot = storeOptions.graphRoot;
+    o.runRoot = storeOptions.runRoot;
+    o.graphDriverName = storeOptions.graphDriverName;
+    o.graphDriverOptions = [...storeOptions.graphDriverOptions];
   }
   const fs = globalFlags(name, "exit", o, io);
   command.addFlags?.(fs);

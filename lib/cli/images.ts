@@ -19,7 +19,6 @@ import {
   ErrLayerUnknown,
 } from "../errors.ts";
 import { type Image, imageToJSON } from "../images/image.ts";
-import { sha256Digest } from "../records/record_store.ts";
 import { bigDataActions, type BigDataKind } from "./big_data.ts";
 import { allFound, type Command, type Context, foundFor, jsonFlag } from "./command.ts";
 import { digestProblem } from "./digest.ts";
@@ -120,7 +119,11 @@ const imageKind: BigDataKind = {
   size: (store, id, key) => store.imageBigDataSize(id, key),
   digest: (store, id, key) => store.imageBigDataDigest(id, key),
   // The reference digests every item with plain sha256, manifests included.
-  set: (store, id, key, data) => store.setImageBigData(id, key, data, sha256Digest),
+  // (Loaded here: the command table stays free of the store's modules.)
+  set: async (store, id, key, data) => {
+    const { sha256Digest } = await import("../records/record_store.ts");
+    return await store.setImageBigData(id, key, data, sha256Digest);
+  },
   failure(op, _store, id, key, e) {
     if (e instanceof ErrImageUnknown) return e;
     if (op === "get") {

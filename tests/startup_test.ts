@@ -1,0 +1,146 @@
+/**
+ * Start-up: the CLI loads only what a command needs. `version` and `--help`
+ * load no driver, no archive engine, no store, no storage.conf parser, no
+ * FFI and no Node compatibility module; `layers` on vfs loads the vfs driver
+ * and not overlay. Checked twice: on the modules V8 actually compiled during
+ * a run (its log of script events), and on the static import graph of
+ * `cli.ts` (what any command loads before its own dynamic imports).
+ */
+import assert from "node:assert/strict";
+import { removeTree, run, tempDir } from "./helpers.ts";
+
+const root = new URL("../", import.meta.url);
+const cli = new URL("cli.ts", root).pathname;
+
+/** Modules the cheap commands must not load (paths relative to the repository). */
+const FORBIDDEN: RegExp[] = [
+  /^drivers\/(?!driver\.ts$)/, // the contract (types and ChangeKind) is fine, no driver is
+  /^lib\/archive\/(?!change\.ts$)/, // the contract's Change type, nothing of the engine
+  /^lib\/store\//,
+  /^lib\/config(_file)?\.ts$/,
+  /^ffi\//,
+  /^npm:|registry\.npmjs\.org/,
+  /^node:|^ext:deno_node\//,
+];
+
+function forbidden(modules: Iterable<string>): string[] {
+  return [...modules].filter((m) => FORBIDDEN.some((re) => re.test(m)));
+}
+
+/**
+ * The scripts V8 compiled while running `args` (ours, or `script` when given):
+ * repository files relative to the repository root, npm files by URL, and
+ * Deno's built-in `ext:` modules. Also the run's stdout and exit code.
+ */
+async function loadedBy(
+  args: string[],
+  script = cli,
+): Promise<{ modules: Set<string>; code: number; stdout: string }> {
+  const dir = await tempDir("startup-");
+  try {
+    const log = `${dir}/v8.log`;
+    const flags = `--log-function-events,--logfile=${log},--no-logfile-per-isolate`;
+    const r = await run(Deno.execPath(), ["run", "-A", `--v8-flags=${flags}`, script, ...args]);
+    const text = await Deno.readTextFile(log);
+    const modules = new Set<string>();
+    for (const [url] of text.matchAll(/(?:file:\/\/|ext:)[^,\s]+/g)) {
+      modules.add(url.startsWith(root.href) ? url.slice(root.href.length) : url);
+    }
+    return { modules, code: r.code, stdout: r.stdout };
+  } finally {
+    await removeTree(dir);
+  }
+}
+
+/** Deno's own `ext:deno_node` modules loaded by a script that imports nothing. */
+async function baselineNodeModules(): Promise<Set<string>> {
+  const dir = await tempDir("startup-script-");
+  try {
+    await Deno.writeTextFile(`${dir}/empty.ts`, "console.log(1);\n");
+    const { modules } = await loadedBy([], `${dir}/empty.ts`);
+    return new Set([...modules].filter((m) => m.startsWith("ext:deno_node/")));
+  } finally {
+    await removeTree(dir);
+  }
+}
+
+Deno.test("startup: version and --help load no driver, archive, store, config, FFI or Node module", async () => {
+  const store = await tempDir("startup-store-");
+  try {
+    const baseline = await baselineNodeModules();
+    const globals = ["-g", `${store}/g`, "-R", `${store}/r`, "-s", "vfs"];
+    for (
+      const args of [
+        ["version"], // no global flags: storage.conf is not read for it either
+        ["version", "-j"],
+        [...globals, "version"],
+        ["--help"],
+        [...globals, "--help"],
+      ]
+    ) {
+      const { modules, code, stdout } = await loadedBy(args);
+      assert.equal(code, 0, args.join(" "));
+      assert.match(stdout, args.includes("--help") ? /^Usage: containers-storage/ : /0\.|Version/);
+      // The trace works: it saw our entry point and the command table.
+      assert.ok(modules.has("cli.ts") && modules.has("lib/cli/commands.ts"), [...modules].join());
+      const extra = [...modules].filter((m) => !baseline.has(m));
+      assert.deepEqual(forbidden(extra), [], `${args.join(" ")} loaded them`);
+    }
+    // Nothing was created for the store the flags named.
+    assert.deepEqual([...Deno.readDirSync(store)], []);
+  } finally {
+    await removeTree(store);
+  }
+});
+
+Deno.test("startup: a store command loads only the driver in use", async () => {
+  const store = await tempDir("startup-store-");
+  try {
+    const { modules, code } = await loadedBy([
+      "-g",
+      `${store}/g`,
+      "-R",
+      `${store}/r`,
+      "-s",
+      "vfs",
+      "layers",
+    ]);
+    assert.equal(code, 0);
+    assert.ok(modules.has("drivers/vfs/mod.ts"), [...modules].join());
+    assert.ok(modules.has("lib/store/mod.ts"));
+    assert.deepEqual([...modules].filter((m) => m.startsWith("drivers/overlay/")), []);
+  } finally {
+    await removeTree(store);
+  }
+});
+
+/** The modules `cli.ts` imports statically, directly or not (`deno info`'s graph). */
+async function staticGraph(entry: string): Promise<Set<string>> {
+  const r = await run(Deno.execPath(), ["info", "--json", entry]);
+  assert.equal(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout) as {
+    roots: string[];
+    modules: {
+      specifier: string;
+      dependencies?: { code?: { specifier?: string }; isDynamic?: boolean }[];
+    }[];
+  };
+  const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
+  const seen = new Set<string>();
+  const todo = [...info.roots];
+  while (todo.length > 0) {
+    const s = todo.pop()!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    for (const d of bySpecifier.get(s)?.dependencies ?? []) {
+      if (!d.isDynamic && d.code?.specifier) todo.push(d.code.specifier);
+    }
+  }
+  return new Set([...seen].map((s) => s.startsWith(root.href) ? s.slice(root.href.length) : s));
+}
+
+Deno.test("startup: cli.ts statically imports no driver, archive, store, config, FFI or Node module", async () => {
+  const graph = await staticGraph(cli);
+  assert.ok(graph.has("lib/cli/commands.ts") && graph.has("lib/cli/flags.ts"), [...graph].join());
+  assert.deepEqual(forbidden(graph), []);
+});
