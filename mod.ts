@@ -97,3 +97,27 @@ export {
   exportTree,
   type ExportTreeOptions,
 } from "./lib/archive/export.ts";
+
+// Images in and out of the store: OCI layouts and archives, docker archives.
+export {
+  copyImage,
+  type CopyImageOptions,
+  type CopyImageResult,
+  type CopyProgress,
+} from "./lib/image_copy/copy.ts";
+export { ErrInvalidImage, ErrInvalidReference } from "./lib/image_copy/errors.ts";
+export type { LayerCompression } from "./lib/image_copy/oci_layout.ts";
+export {
+  type FileReference,
+  type ImageReference,
+  normalizeName,
+  parseReference,
+  type StoreReference,
+  type StoreSpec,
+} from "./lib/image_copy/reference.ts";
+export {
+  formatPlatform,
+  hostPlatform,
+  parsePlatform,
+  type Platform,
+} from "./lib/image_copy/platform.ts";

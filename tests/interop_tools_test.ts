@@ -26,24 +26,24 @@
 import { gunzipSync, gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { Store } from "../lib/store/mod.ts";
+import { isRoot, lookPath, notRootReason, removeTree, run, tempDir } from "./helpers.ts";
 import {
-  isRoot,
-  lookPath,
-  notRootReason,
-  removeTree,
-  run,
-  type RunResult,
-  tempDir,
-  writeStorageConf,
-} from "./helpers.ts";
+  catScript,
+  podman,
+  podmanCmd,
+  rootsOf,
+  runc,
+  skopeo,
+  skopeoCopy,
+  storageRef,
+  tool,
+  TOOL_PATH,
+  toolEnv,
+} from "./oci_tools.ts";
 import { buildTar, type FixtureEntry, streamOf } from "./tar_fixtures.ts";
 import { assert, assertEquals, bytesOf, listDir, sha, storeOpts } from "./store_helpers.ts";
 
-const PATH = [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
-const skopeo = lookPath("skopeo", PATH);
-const podman = lookPath("podman", PATH);
-const runc = lookPath("runc", PATH);
-const ldd = lookPath("ldd", PATH);
+const ldd = lookPath("ldd", TOOL_PATH);
 
 const skip = !isRoot
   ? notRootReason
@@ -147,110 +147,6 @@ async function writeLayout(dir: string, tar: Uint8Array, gzip: boolean): Promise
   );
   return { dir, tar, blob, config, manifest, created };
 }
-
-/** A store's roots under `root`, as storeOpts lays them out. */
-function rootsOf(root: string, driver: string) {
-  return { graph: join(root, "g"), run: join(root, "r"), driver };
-}
-
-/** `containers-storage:[driver@graph+run]name`, the transport naming this store. */
-function storageRef(root: string, driver: string, name: string): string {
-  const r = rootsOf(root, driver);
-  return `containers-storage:[${driver}@${r.graph}+${r.run}]${name}`;
-}
-
-/**
- * The environment of the tools: configuration files of the test's own
- * (an empty registries.conf and containers.conf, a storage.conf naming
- * `store`, a policy accepting anything), runtime and temporary directories
- * under `dir`, and a PATH that has runc.
- */
-async function toolEnv(
-  dir: string,
-  store: { graph: string; run: string; driver: string },
-): Promise<Record<string, string>> {
-  await Deno.mkdir(dir, { recursive: true });
-  for (const d of ["xdg", "tmp", "config", "registries.d", "networks"]) {
-    await Deno.mkdir(join(dir, d), { recursive: true, mode: 0o700 });
-  }
-  await Deno.writeTextFile(join(dir, "registries.conf"), "");
-  await Deno.writeTextFile(join(dir, "containers.conf"), "");
-  await Deno.writeTextFile(
-    join(dir, "policy.json"),
-    '{"default":[{"type":"insecureAcceptAnything"}]}',
-  );
-  return {
-    ...(await writeStorageConf(join(dir, "storage.conf"), store)),
-    CONTAINERS_REGISTRIES_CONF: join(dir, "registries.conf"),
-    CONTAINERS_CONF: join(dir, "containers.conf"),
-    XDG_RUNTIME_DIR: join(dir, "xdg"),
-    XDG_CONFIG_HOME: join(dir, "config"),
-    TMPDIR: join(dir, "tmp"),
-    PATH: PATH.join(":"),
-  };
-}
-
-/** Runs a tool and fails with its output when it fails. */
-async function tool(
-  cmd: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<RunResult> {
-  const r = await run(cmd, args, { env });
-  if (r.code !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-  }
-  return r;
-}
-
-/** `skopeo copy` with the test's policy and registries.d. */
-function skopeoCopy(dir: string, env: Record<string, string>, from: string, to: string) {
-  return tool(skopeo!, [
-    "--policy",
-    join(dir, "policy.json"),
-    "--registries.d",
-    join(dir, "registries.d"),
-    "copy",
-    "--quiet",
-    from,
-    to,
-  ], env);
-}
-
-/** podman with the global flags ../shared/REFERENCE.md gives for this machine, on one store. */
-function podmanCmd(dir: string, store: { graph: string; run: string; driver: string }) {
-  const global = [
-    "--root",
-    store.graph,
-    "--runroot",
-    store.run,
-    "--storage-driver",
-    store.driver,
-    "--tmpdir",
-    join(dir, "tmp"),
-    "--network-config-dir",
-    join(dir, "networks"),
-    "--runtime",
-    runc!,
-    "--cgroup-manager",
-    "cgroupfs",
-    "--events-backend",
-    "none",
-  ];
-  const runFlags = [
-    "--network",
-    "none",
-    "--pull=never",
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=1024:1024",
-  ];
-  return { global, runFlags };
-}
-
-/** Prints a file with the shell's builtins only (the image has no cat). */
-const catScript = (path: string) => `while IFS= read -r l; do echo "$l"; done < ${path}`;
 
 for (const [driver, gzip] of [["overlay", false], ["vfs", true]] as const) {
   Deno.test({

@@ -1,0 +1,177 @@
+/**
+ * An image into the store, recorded exactly as containers/image 5.23
+ * (skopeo 1.9, podman 4.3, buildah 1.28) records one, so those tools treat
+ * it as their own:
+ *
+ * - each layer is put with the ID containers/image gives it: the diff_id's
+ *   hex for the base, then sha256 of `<parent ID>+<diff_id hex>`; a layer
+ *   already there under that ID is reused, not read again;
+ * - the blob goes to the store as it is (compressed or not), so the layer
+ *   records the blob's digest and size, its diff's digest and size and its
+ *   compression; the blob is checked against its descriptor while it is
+ *   read and the diff against the config's diff_id, and a layer that fails
+ *   either is removed again;
+ * - the image's ID is the config digest's hex; its big data are the config
+ *   (`sha256:<config digest>`), the index when there was one
+ *   (`manifest-<index digest>`), the manifest (`manifest-<digest>` and
+ *   `manifest`) and an empty `signature-<manifest hex>`; its metadata
+ *   `{"signatures-sizes":{"<manifest digest>":[]}}`; its creation time the
+ *   config's; then the name is added (and so recorded in names-history).
+ *
+ * On any failure, the layers and the image made by this copy are deleted,
+ * so the store is left as it was.
+ *
+ * @example
+ * ```ts ignore
+ * const image = await resolveImage(src, { platform: hostPlatform() });
+ * const { id } = await commitToStore(store, src, image, { name: "localhost/app:latest" });
+ * ```
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { ErrDuplicateID, ErrLayerUnknown, StorageError } from "../errors.ts";
+import { manifestDigest } from "../images/manifest_digest.ts";
+import type { Store } from "../store/mod.ts";
+import { ErrInvalidImage } from "./errors.ts";
+import type { ImageSource, ResolvedImage } from "./source.ts";
+import { verifyBlob } from "./verify.ts";
+
+/** Options of {@linkcode commitToStore}. */
+export interface CommitOptions {
+  /** The (normalized) name to add to the image. */
+  name?: string;
+  /** Called with each layer's stream before the store reads it (progress counting). */
+  tapLayer?: (index: number, stream: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>;
+}
+
+/** What {@linkcode commitToStore} did. */
+export interface CommitResult {
+  /** The image's ID. */
+  id: string;
+  /** Its layers' IDs, base first. */
+  layers: string[];
+  /** How many of them were already in the store. */
+  reused: number;
+}
+
+const hex = (digest: string) => digest.slice(digest.indexOf(":") + 1);
+
+/** containers/image's ID of a layer: the base's diff_id hex, then sha256 of "<parent>+<diff_id hex>". */
+export function layerID(parent: string, diffID: string): string {
+  if (!parent) return hex(diffID);
+  return createHash("sha256").update(`${parent}+${hex(diffID)}`).digest("hex");
+}
+
+/** `created` as Go's time.Time marshals it: fraction without trailing zeros. */
+function goTime(created: string | undefined): string | undefined {
+  if (!created) return undefined;
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/i.exec(created);
+  if (!m) return undefined;
+  const frac = (m[2] ?? "").slice(0, 9).replace(/0+$/, "");
+  return `${m[1]}${frac ? "." + frac : ""}${m[3].toUpperCase() === "Z" ? "Z" : m[3]}`;
+}
+
+/** The ErrInvalidImage in an error's cause chain, if any. */
+function invalidImageIn(e: unknown): ErrInvalidImage | undefined {
+  for (let c = e; c instanceof Error; c = c.cause) if (c instanceof ErrInvalidImage) return c;
+  return undefined;
+}
+
+async function exists(store: Store, id: string): Promise<boolean> {
+  try {
+    return (await store.layer(id)).id === id;
+  } catch (e) {
+    if (e instanceof ErrLayerUnknown) return false;
+    throw e;
+  }
+}
+
+/**
+ * Puts the image into the store the way containers/image does.
+ * @throws {ErrInvalidImage} for a blob or diff that is not what the image says.
+ */
+export async function commitToStore(
+  store: Store,
+  src: ImageSource,
+  image: ResolvedImage,
+  opts: CommitOptions = {},
+): Promise<CommitResult> {
+  const made: string[] = [];
+  const ids: string[] = [];
+  let reused = 0;
+  let madeImage: string | undefined;
+  try {
+    let parent = "";
+    for (const [i, layer] of image.layers.entries()) {
+      const id = layerID(parent, layer.diffID);
+      if (await exists(store, id)) {
+        reused++;
+      } else {
+        let diff = (await src.blob(layer.blob)).pipeThrough(verifyBlob(layer.blob, "layer"));
+        if (opts.tapLayer) diff = opts.tapLayer(i, diff);
+        let put;
+        try {
+          put = await store.putLayer({ id, parent, diff });
+        } catch (e) {
+          const bad = invalidImageIn(e);
+          if (bad) throw bad;
+          if (e instanceof StorageError && e.name === "ErrBadArchive") {
+            throw new ErrInvalidImage(layer.blob.digest, { detail: e.message, cause: e });
+          }
+          throw e;
+        }
+        made.push(id);
+        const got = put.layer["diff-digest"];
+        if (got !== layer.diffID) {
+          throw new ErrInvalidImage(layer.blob.digest, {
+            detail: `uncompressed digest ${got} is not the config's diff_id ${layer.diffID}`,
+          });
+        }
+        if (put.layer["compressed-diff-digest"] !== layer.blob.digest) {
+          throw new ErrInvalidImage(layer.blob.digest, {
+            detail: `digest mismatch: got ${put.layer["compressed-diff-digest"]}`,
+          });
+        }
+      }
+      ids.push(id);
+      parent = id;
+    }
+    const id = hex(image.parsed.config.digest);
+    const md = image.manifestDigest;
+    const bigData = [
+      { key: image.parsed.config.digest, data: image.config },
+      ...(image.index
+        ? [{ key: `manifest-${manifestDigest(image.index)}`, data: image.index }]
+        : []),
+      { key: `manifest-${md}`, data: image.manifest },
+      { key: "manifest", data: image.manifest },
+      { key: `signature-${hex(md)}`, data: new Uint8Array() },
+    ];
+    const metadata = JSON.stringify({ "signatures-sizes": { [md]: [] } });
+    try {
+      await store.createImage(parent || undefined, {
+        id,
+        created: goTime(image.configInfo.created),
+        bigData,
+        metadata,
+      });
+      madeImage = id;
+    } catch (e) {
+      if (!(e instanceof ErrDuplicateID)) throw e;
+      const old = await store.image(id);
+      if ((old.layer ?? "") !== parent) {
+        throw new ErrDuplicateID(id, { detail: "the image exists with a different top layer" });
+      }
+      for (const item of bigData) await store.setImageBigData(id, item.key, item.data);
+      if ((await store.metadata(id)) !== metadata) await store.setMetadata(id, metadata);
+    }
+    if (opts.name) await store.addNames(id, [opts.name]);
+    return { id, layers: ids, reused };
+  } catch (e) {
+    // Only the record: deleteImage would also take layers that were there before.
+    if (madeImage) await store.delete(madeImage).catch(() => {});
+    for (const l of made.reverse()) await store.deleteLayer(l).catch(() => {});
+    throw e;
+  }
+}
