@@ -13,6 +13,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { libcryptoSha256 } from "../../ffi/libcrypto.ts";
 
 /** Digest and size of a stream. */
 export interface DigestResult {
@@ -22,6 +23,25 @@ export interface DigestResult {
   size: number;
 }
 
+/** An incremental SHA-256. */
+export interface Sha256 {
+  /** Adds bytes. */
+  update(buf: Uint8Array): void;
+  /** The digest as lower-case hex; the hash is done after. */
+  hex(): string;
+}
+
+/**
+ * A SHA-256 on libcrypto (the CPU's SHA instructions) when it is there,
+ * on `node:crypto` otherwise; both give the same digests.
+ */
+export function sha256(): Sha256 {
+  const native = libcryptoSha256();
+  if (native) return native;
+  const h = createHash("sha256");
+  return { update: (buf) => void h.update(buf), hex: () => h.digest("hex") };
+}
+
 /** Passthrough computing sha256 and size; {@linkcode result} settles when the input ends. */
 export class DigestStream extends TransformStream<Uint8Array, Uint8Array> {
   /** Resolves with the digest and size at the end of input; rejects if the stream fails. */
@@ -29,7 +49,7 @@ export class DigestStream extends TransformStream<Uint8Array, Uint8Array> {
   #size: { n: number };
 
   constructor() {
-    const hash = createHash("sha256");
+    const hash = sha256();
     const size = { n: 0 };
     let resolve!: (r: DigestResult) => void;
     let reject!: (e: unknown) => void;
@@ -45,7 +65,7 @@ export class DigestStream extends TransformStream<Uint8Array, Uint8Array> {
         ctl.enqueue(chunk);
       },
       flush() {
-        resolve({ digest: "sha256:" + hash.digest("hex"), size: size.n });
+        resolve({ digest: "sha256:" + hash.hex(), size: size.n });
       },
       cancel(reason) {
         reject(reason);
