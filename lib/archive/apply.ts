@@ -42,6 +42,7 @@ import {
   S_IFIFO,
   S_IFLNK,
   S_IFMT,
+  type StatNs,
   symlink,
   utimensat,
 } from "../../ffi/fs.ts";
@@ -179,8 +180,10 @@ export async function applyTar(
       const path = [...parent, base];
       const abs = root.abs(path);
       const isDir = h.typeflag === TypeFlag.Dir;
-      const existing = lstatIfExists(abs);
-      if (existing && !(isDirStat(existing) && isDir)) removePath(root, path);
+      if (!REPLACED_ON_CREATE.has(h.typeflag)) {
+        const existing = lstatIfExists(abs);
+        if (existing && !(isDirStat(existing) && isDir)) removePath(root, path);
+      }
       unpacked.add(path.join("/"));
 
       const source = aufs && h.typeflag === TypeFlag.Link
@@ -199,8 +202,8 @@ export async function applyTar(
         continue;
       }
       const owner = ids(h, opts);
-      const type = createEntry(root, abs, h, opts, name);
-      if (type === TypeFlag.Reg) await writeBody(abs, body, h);
+      const type = createEntry(root, path, h, opts, name);
+      if (type === TypeFlag.Reg) await writeBody(abs, body, h, () => removePath(root, path));
       applyMetadata(abs, h, type, owner, opts);
       if (isDir) {
         root.markDir(path);
@@ -302,11 +305,12 @@ const CREATED = new Set<string>([
  */
 function createEntry(
   root: SafeRoot,
-  abs: string,
+  path: string[],
   h: TarHeader,
   opts: ApplyOptions,
   name: string,
 ): string {
+  const abs = root.abs(path);
   let type = h.typeflag;
   if (!CREATED.has(type)) {
     // As 1.43's createTarFile: contiguous files ("7") and any other type are refused.
@@ -321,11 +325,11 @@ function createEntry(
   const perm = forced ? opts.forceMask! : h.mode & 0o7777;
   switch (type) {
     case TypeFlag.Dir:
-      try {
-        mkdir(abs, perm & 0o777);
-      } catch (e) {
-        if (!(e instanceof SyscallError && e.errno === Errno.EEXIST)) throw e;
-      }
+      replacing(abs, () => mkdir(abs, perm & 0o777), (st) => {
+        if (isDirStat(st)) return false; // a directory stays, with what is in it
+        removePath(root, path);
+        return true;
+      });
       break;
     case TypeFlag.Reg:
       break; // written by writeBody
@@ -362,19 +366,62 @@ function createEntry(
       break;
     }
     case TypeFlag.Symlink:
-      symlink(h.linkname, abs);
+      replacing(abs, () => symlink(h.linkname, abs), () => {
+        removePath(root, path);
+        return true;
+      });
       break;
   }
   return type;
 }
 
-/** Streams a regular file's body into a new file (O_EXCL: never through a planted symlink). */
+/**
+ * Entry types created without an lstat first: what is in the way is found
+ * by the EEXIST of the creation and removed then. In a new layer nothing
+ * ever is, and an lstat per entry (with the error object of its ENOENT)
+ * was a tenth of the apply. Links and devices keep the lstat first (a hard
+ * link may name the path it replaces).
+ */
+const REPLACED_ON_CREATE = new Set<string>([TypeFlag.Reg, TypeFlag.Dir, TypeFlag.Symlink]);
+
+/**
+ * Runs `create`; on EEXIST calls `inTheWay` with what is there, and runs
+ * `create` again when it says so (after removing it). Returns what the
+ * last `create` returned, undefined when the existing object was kept.
+ */
+function replacing<T>(
+  abs: string,
+  create: () => T,
+  inTheWay: (st: StatNs) => boolean,
+): T | undefined {
+  try {
+    return create();
+  } catch (e) {
+    if (!(e instanceof SyscallError && e.errno === Errno.EEXIST)) throw e;
+  }
+  const st = lstatIfExists(abs);
+  if (st && !inTheWay(st)) return undefined;
+  return create();
+}
+
+/**
+ * Streams a regular file's body into a new file (O_EXCL: never through a
+ * planted symlink). `removeExisting`, when given, clears the path of what
+ * is in the way (EEXIST) before one more try.
+ */
 async function writeBody(
   abs: string,
   body: AsyncIterable<Uint8Array>,
   h: TarHeader,
+  removeExisting?: () => void,
 ): Promise<void> {
-  const f = RawFile.open(abs, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+  const open = () => RawFile.open(abs, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+  const f = removeExisting
+    ? replacing(abs, open, () => {
+      removeExisting();
+      return true;
+    })!
+    : open();
   try {
     if (h.sparse) await writeSparse(f, body, h.sparse, h.size);
     else for await (const chunk of body) f.writeAll(chunk);
