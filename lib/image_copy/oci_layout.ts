@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { Compression, compressStream, decompressStream } from "../archive/compression.ts";
 import { DigestStream } from "../archive/digest.ts";
 import { manifestDigest } from "../images/manifest_digest.ts";
-import { ErrInvalidImage, ErrInvalidReference } from "./errors.ts";
+import { ErrInvalidImage } from "./errors.ts";
 import { checkDescriptor, type Descriptor } from "./manifest.ts";
 import {
   DOCKER_MANIFEST,
@@ -284,13 +284,4 @@ export async function writeOciLayout(
     else for (const p of created) await Deno.remove(p).catch(() => {});
     throw e;
   }
-}
-
-/** Parses `DIR[:REF]` of `oci:` and the archive transports (the first colon splits). */
-export function splitPathAndRef(spec: string): { path: string; ref?: string } {
-  const i = spec.indexOf(":");
-  const path = i < 0 ? spec : spec.slice(0, i);
-  const ref = i < 0 ? undefined : spec.slice(i + 1);
-  if (path === "") throw new ErrInvalidReference(spec, { detail: "no path" });
-  return ref ? { path, ref } : { path };
 }
