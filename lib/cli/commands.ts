@@ -13,6 +13,7 @@
 import type { Command } from "./command.ts";
 import { containerCommands } from "./containers.ts";
 import { copyCommands } from "./copy.ts";
+import { copyImageCommands } from "./copy_image.ts";
 import { dataCommands } from "./data.ts";
 import { deleteCommands } from "./delete.ts";
 import { diffCommands } from "./diff.ts";
@@ -93,6 +94,7 @@ export const commands: readonly Command[] = [
   ...nameCommands,
   ...mountCommands,
   ...miscCommands,
+  ...copyImageCommands,
 ].sort((a, b) => rank(a) - rank(b));
 
 /** The command with `name` as its name or an alias. */

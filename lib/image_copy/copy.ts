@@ -18,6 +18,7 @@
 
 import { join } from "node:path";
 import { defaultStoreOptions } from "../config.ts";
+import { type Progress, progressCounter, type ProgressOptions } from "../progress.ts";
 import { Store } from "../store/mod.ts";
 import { DockerArchiveSource, writeDockerArchiveDir } from "./docker_archive.ts";
 import { ErrInvalidReference } from "./errors.ts";
@@ -34,16 +35,16 @@ import { commitToStore } from "./store_dest.ts";
 import { StoreSource } from "./store_source.ts";
 import { extractArchive, writeArchive } from "./tar_dir.ts";
 
-/** How far a copy is. */
-export interface CopyProgress {
+/**
+ * How far a copy is: the library's {@linkcode Progress} of the layer being
+ * read (its blob's bytes; tar entries when the store reads it), and where
+ * that layer stands among all.
+ */
+export interface CopyProgress extends Progress {
   /** Index of the layer being read (0 = base). */
   layer: number;
   /** Number of layers. */
   layers: number;
-  /** Bytes of this layer's blob read so far. */
-  bytes: number;
-  /** This layer's blob size. */
-  size: number;
   /** Bytes of all layer blobs read so far (layers already in the store count as read). */
   totalBytes: number;
   /** Size of all layer blobs. */
@@ -68,6 +69,8 @@ export interface CopyImageOptions {
 export interface CopyImageResult {
   /** The digest of the image's manifest (as in the source). */
   manifestDigest: string;
+  /** The digest of the manifest written, when the destination is a layout or OCI archive. */
+  writtenDigest?: string;
   /** The config digest. */
   configDigest: string;
   /** The image ID, when the destination is the store. */
@@ -135,28 +138,27 @@ export async function copyImage(
     const image = await resolveImage(source, { platform });
     const sizes = image.layers.map((l) => l.blob.size);
     const totalSize = sizes.reduce((a, b) => a + b, 0);
-    let done = 0;
-    const tapLayer = opts.onProgress
-      ? (layer: number, stream: ReadableStream<Uint8Array>) => {
+    const onProgress = opts.onProgress;
+    const progress = onProgress
+      ? (layer: number): ProgressOptions => {
         const before = sizes.slice(0, layer).reduce((a, b) => a + b, 0);
-        let bytes = 0;
-        return stream.pipeThrough(
-          new TransformStream({
-            transform(chunk, ctl) {
-              bytes += chunk.length;
-              done = before + bytes;
-              opts.onProgress!({
-                layer,
-                layers: sizes.length,
-                bytes,
-                size: sizes[layer],
-                totalBytes: done,
-                totalSize,
-              });
-              ctl.enqueue(chunk);
-            },
-          }),
-        );
+        return {
+          expectedSize: sizes[layer],
+          onProgress: (p) =>
+            onProgress({
+              ...p,
+              layer,
+              layers: sizes.length,
+              totalBytes: before + p.bytes,
+              totalSize,
+            }),
+        };
+      }
+      : undefined;
+    const tapLayer = progress
+      ? (layer: number, stream: ReadableStream<Uint8Array>) => {
+        const counter = progressCounter(progress(layer))!;
+        return stream.pipeThrough(counter.bytes());
       }
       : undefined;
     const result: CopyImageResult = {
@@ -172,23 +174,23 @@ export async function copyImage(
       const { store, opened } = await storeOf(to, opts.store);
       if (opened) cleanups.push(() => store.shutdown(false));
       const name = opts.name ? normalizeName(opts.name) : to.name;
-      const r = await commitToStore(store, source, image, { name, tapLayer });
+      const r = await commitToStore(store, source, image, { name, progress });
       Object.assign(result, { imageID: r.id, layerIDs: r.layers, reusedLayers: r.reused });
     } else if (to.transport === "oci") {
-      await writeOciLayout(to.path, source, image, {
+      result.writtenDigest = (await writeOciLayout(to.path, source, image, {
         ref: to.ref,
         compression: opts.compression,
         tapLayer,
-      });
+      })).digest;
     } else {
       const dir = await Deno.makeTempDir({ prefix: "image-archive-" });
       cleanups.push(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
       if (to.transport === "oci-archive") {
-        await writeOciLayout(join(dir, "layout"), source, image, {
+        result.writtenDigest = (await writeOciLayout(join(dir, "layout"), source, image, {
           ref: to.ref,
           compression: opts.compression,
           tapLayer,
-        });
+        })).digest;
         await writeArchive(join(dir, "layout"), to.path);
       } else {
         const named = opts.name ?? to.ref;

@@ -32,6 +32,7 @@
 import { createHash } from "node:crypto";
 import { ErrDuplicateID, ErrLayerUnknown, StorageError } from "../errors.ts";
 import { manifestDigest } from "../images/manifest_digest.ts";
+import type { ProgressOptions } from "../progress.ts";
 import type { Store } from "../store/mod.ts";
 import { ErrInvalidImage } from "./errors.ts";
 import type { ImageSource, ResolvedImage } from "./source.ts";
@@ -41,8 +42,8 @@ import { verifyBlob } from "./verify.ts";
 export interface CommitOptions {
   /** The (normalized) name to add to the image. */
   name?: string;
-  /** Called with each layer's stream before the store reads it (progress counting). */
-  tapLayer?: (index: number, stream: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>;
+  /** The progress options of each layer's import (by index), if progress is followed. */
+  progress?: (index: number) => ProgressOptions;
 }
 
 /** What {@linkcode commitToStore} did. */
@@ -108,11 +109,10 @@ export async function commitToStore(
       if (await exists(store, id)) {
         reused++;
       } else {
-        let diff = (await src.blob(layer.blob)).pipeThrough(verifyBlob(layer.blob, "layer"));
-        if (opts.tapLayer) diff = opts.tapLayer(i, diff);
+        const diff = (await src.blob(layer.blob)).pipeThrough(verifyBlob(layer.blob, "layer"));
         let put;
         try {
-          put = await store.putLayer({ id, parent, diff });
+          put = await store.putLayer({ id, parent, diff, ...opts.progress?.(i) });
         } catch (e) {
           const bad = invalidImageIn(e);
           if (bad) throw bad;
