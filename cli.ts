@@ -7,11 +7,40 @@
  * command; when none is given the defaults come from storage.conf and
  * $STORAGE_DRIVER/$STORAGE_OPTS. Every command takes `--help`.
  *
+ * Run it as a program, or call {@linkcode main} with the arguments and
+ * where the output goes. Permissions: those of the Store (see the package's
+ * main entry point) for commands that open a store; `version` and `--help`
+ * need none.
+ *
  * @example
  * ```sh
  * deno run -A cli.ts -g /tmp/g -R /tmp/r -s vfs import-layer -n base -f layer.tar
  * deno run -A cli.ts -g /tmp/g -R /tmp/r -s vfs layers -j
  * deno run -A cli.ts version
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { main, MemorySink } from "@denostore/storage/cli";
+ *
+ * const root = await Deno.makeTempDir();
+ * try {
+ *   const store = ["-g", `${root}/graph`, "-R", `${root}/run`, "-s", "vfs"];
+ *   const out = new MemorySink();
+ *   const err = new MemorySink();
+ *   // The layer's root is the current user, so that this runs unprivileged too.
+ *   const maps = [`--uidmap=0:${Deno.uid()}:1`, `--gidmap=0:${Deno.gid()}:1`];
+ *   if (await main([...store, "create-layer", ...maps], { out, err }) !== 0) {
+ *     throw new Error(err.text);
+ *   }
+ *   const id = out.text.trim();
+ *   const listed = new MemorySink();
+ *   await main([...store, "layers", "-j"], { out: listed, err });
+ *   if (JSON.parse(listed.text)[0].id !== id) throw new Error(listed.text);
+ *   await main([...store, "shutdown"], { out, err });
+ * } finally {
+ *   await Deno.remove(root, { recursive: true });
+ * }
  * ```
  * @module
  */
@@ -29,6 +58,8 @@ import {
   PROG,
 } from "./lib/cli/flags.ts";
 import { type CliIO, goList, logLine, stdio } from "./lib/cli/io.ts";
+
+export { type CliIO, MemorySink, type Sink } from "./lib/cli/io.ts";
 import { goMessage } from "./lib/cli/messages.ts";
 import { setLogSink } from "./lib/log.ts";
 
