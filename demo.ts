@@ -1,10 +1,15 @@
 /**
- * A walk through a temporary store: two layers (the second deletes a file
- * of the first with a whiteout), a mount of the merged tree, the diff
- * rebuilt byte for byte from tar-split, and — when the reference
- * `containers-storage` CLI is installed — the same store listed by it.
+ * The demo (`deno task demo`): a walk through a throwaway store that needs
+ * nothing but Deno. It builds a small rootfs-like layer in memory (our own
+ * tar writer, no tar(1)), imports it, makes an image with names and big data,
+ * a container on it, mounts the container and writes a file, shows the
+ * container's changes and the size of its diff, rebuilds the layer's tarball
+ * from tar-split and checks it byte for byte against what was imported, and
+ * removes everything.
  *
- * Run as root for the overlay driver; otherwise vfs is used.
+ * As root it uses the overlay driver; as any other user, vfs with
+ * `vfs.ignore_chown_errors`, and the store's ID mapping makes the layer's
+ * root (the owner of its files) the user running the demo, who can own them.
  *
  * @example
  * ```sh
@@ -15,112 +20,194 @@
 
 import { createHash } from "node:crypto";
 import { emptyHeader, type TarHeader, TypeFlag } from "./lib/archive/tar_header.ts";
-import { writeTar } from "./lib/archive/tar_writer.ts";
+import { type TarWriteEntry, writeTar } from "./lib/archive/tar_writer.ts";
+import { ChangeKind } from "./drivers/driver.ts";
 import { Store } from "./lib/store/mod.ts";
 
 const enc = new TextEncoder();
+
+/** One step's narration: a numbered headline and indented details. */
+function say(headline: string, ...details: string[]): void {
+  console.log(headline);
+  for (const d of details) console.log(`     ${d}`);
+}
+
+function sha256(b: Uint8Array): string {
+  return "sha256:" + createHash("sha256").update(b).digest("hex");
+}
+
+function short(id: string): string {
+  return id.slice(0, 12);
+}
+
+/** Entries of a small root file system: directories, files, a symlink, a hard link. */
+function rootfsEntries(): TarWriteEntry[] {
+  const mtime = { sec: 1_700_000_000, nsec: 0 };
+  const dir = (name: string, mode = 0o755): TarWriteEntry => ({
+    header: { ...emptyHeader(name, TypeFlag.Dir), mode, mtime },
+  });
+  const file = (name: string, text: string, mode = 0o644): TarWriteEntry => {
+    const body = enc.encode(text);
+    const header: TarHeader = {
+      ...emptyHeader(name, TypeFlag.Reg),
+      mode,
+      size: body.length,
+      mtime,
+    };
+    return { header, body: [body] };
+  };
+  const link = (name: string, target: string, typeflag: string): TarWriteEntry => ({
+    header: { ...emptyHeader(name, typeflag), mode: 0o777, linkname: target, mtime },
+  });
+  return [
+    // the root itself, as `tar -C rootfs .` writes it: 0755, so that its owner can fill it
+    dir("./"),
+    dir("bin/"),
+    file("bin/hello", "#!/bin/sh\necho hello from the demo layer\n", 0o755),
+    link("bin/hi", "hello", TypeFlag.Symlink),
+    dir("etc/"),
+    file("etc/hostname", "demo\n"),
+    file("etc/os-release", 'NAME="denostore demo"\nID=demo\n'),
+    file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+    file("etc/group", "root:x:0:\n"),
+    link("etc/hostname.bak", "etc/hostname", TypeFlag.Link),
+    dir("root/", 0o700),
+    dir("tmp/", 0o1777),
+    dir("usr/"),
+    dir("usr/share/"),
+    file("usr/share/motd", "Welcome to a layer built by denostore.\n".repeat(100)),
+    dir("var/"),
+    dir("var/log/"),
+  ];
+}
 
 async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-function sha256(b: Uint8Array): string {
-  return createHash("sha256").update(b).digest("hex");
-}
-
-async function listTree(root: string, prefix = ""): Promise<string[]> {
-  const out: string[] = [];
-  const names = [];
-  for await (const e of Deno.readDir(`${root}/${prefix}`)) names.push(e);
-  names.sort((a, b) => a.name.localeCompare(b.name));
-  for (const e of names) {
-    const rel = prefix + e.name;
-    out.push(e.isDirectory ? rel + "/" : rel);
-    if (e.isDirectory) out.push(...await listTree(root, rel + "/"));
-  }
-  return out;
-}
-
 async function main(): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "denostore-demo-" });
-  const driver = Deno.uid() === 0 ? "overlay" : "vfs";
-  console.log(`store: ${root} (driver ${driver})`);
-  const store = await Store.open({
-    graphRoot: `${root}/graph`,
-    runRoot: `${root}/run`,
-    graphDriverName: driver,
-    graphDriverOptions: [],
-    uidMap: [],
-    gidMap: [],
-    imageStores: [],
-  });
+  const privileged = Deno.uid() === 0;
+  const driver = privileged ? "overlay" : "vfs";
+  const driverOptions = privileged ? [] : ["vfs.ignore_chown_errors=true"];
+  // unprivileged: the layer's root is the user (chown to root would fail)
+  const [uidMap, gidMap] = privileged
+    ? [[], []]
+    : [[{ container_id: 0, host_id: Deno.uid()!, size: 1 }], [{
+      container_id: 0,
+      host_id: Deno.gid()!,
+      size: 1,
+    }]];
+  say(
+    `denostore demo: a throwaway store in ${root}`,
+    privileged
+      ? "running as root: the overlay driver"
+      : `running as UID ${Deno.uid()}: the vfs driver with vfs.ignore_chown_errors=true, ` +
+        "the layer's root mapped to this user",
+  );
+  let store: Store | undefined;
   try {
-    // Each layer is a tarball built in memory and streamed into the store.
-    const putTarLayer = async (name: string, parent: string, files: Record<string, string>) => {
-      const tar = await collect(writeTar(layerTarEntries(files)));
-      const { layer } = await store.putLayer({
-        parent,
-        names: [name],
-        diff: ReadableStream.from([tar]),
-      });
-      return { layer, tar };
-    };
-    const { layer: base } = await putTarLayer("demo-base", "", {
-      "etc/": "",
-      "etc/hostname": "demo\n",
-      "etc/motd": "hello from the base layer\n",
+    store = await Store.open({
+      graphRoot: `${root}/graph`,
+      runRoot: `${root}/run`,
+      graphDriverName: driver,
+      graphDriverOptions: driverOptions,
+      uidMap,
+      gidMap,
+      imageStores: [],
     });
-    console.log(`base layer  ${base.id}  diff ${base["diff-digest"]}`);
-    const { layer: top, tar: topTar } = await putTarLayer("demo-top", base.id, {
-      "etc/": "",
-      "etc/.wh.motd": "",
-      "etc/os-release": "NAME=demo\n",
-    });
-    console.log(`top layer   ${top.id}  parent ${top.parent?.slice(0, 12)}`);
 
-    const mnt = await store.mount(top.id);
-    console.log(`mounted at ${mnt}:`);
-    for (const p of await listTree(mnt)) console.log(`  /${p}`);
-    await store.unmount(top.id, false);
-
-    const rebuilt = await collect(await store.diff("", top.id));
-    const same = sha256(rebuilt) === sha256(topTar);
-    console.log(`diff of top rebuilt from tar-split: ${same ? "byte-identical" : "DIFFERENT"}`);
-    console.log(
-      `changes of top: ${
-        (await store.changes("", top.id)).map((c) => `${["M", "A", "D"][c.kind]} ${c.path}`)
-          .join(", ")
-      }`,
+    const entries = rootfsEntries();
+    const tarball = await collect(writeTar(entries));
+    say(
+      `1. Built a rootfs-like layer in memory: ${entries.length} entries, ${tarball.length} bytes`,
+      "the root and bin etc root tmp usr var, files, a symlink (bin/hi), a hard link",
     );
 
-    const ref = await new Deno.Command("containers-storage", {
-      args: ["-g", store.graphRoot, "-R", store.runRoot, "-s", driver, "layers"],
-      stdout: "piped",
-      stderr: "piped",
-    }).output().catch(() => undefined);
-    if (ref?.success) {
-      console.log("the reference containers-storage CLI sees:");
-      console.log(new TextDecoder().decode(ref.stdout).trimEnd());
-    }
+    const { layer } = await store.putLayer({ diff: ReadableStream.from([tarball]) });
+    say(
+      `2. Imported it as layer ${short(layer.id)}`,
+      `diff digest ${layer["diff-digest"]}, ${layer["diff-size"]} bytes`,
+    );
+
+    const config = enc.encode(JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      rootfs: { type: "layers", diff_ids: [layer["diff-digest"]] },
+      config: { Cmd: ["/bin/hello"] },
+    }));
+    const manifest = enc.encode(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: {
+        mediaType: "application/vnd.oci.image.config.v1+json",
+        digest: sha256(config),
+        size: config.length,
+      },
+      layers: [{
+        mediaType: "application/vnd.oci.image.layer.v1.tar",
+        digest: layer["compressed-diff-digest"],
+        size: layer["compressed-size"],
+      }],
+    }));
+    const image = await store.createImage(layer.id, {
+      names: ["localhost/demo:latest", "demo"],
+      bigData: [
+        { key: "manifest", data: manifest },
+        { key: sha256(config), data: config },
+      ],
+    });
+    say(
+      `3. Created image ${short(image.id)} named ${(image.names ?? []).join(", ")}`,
+      `big data: manifest (${manifest.length} bytes), config (${config.length} bytes)`,
+      `image digest ${image.digest}`,
+    );
+
+    const container = await store.createContainer(image.id, {
+      names: ["demo-ctr"],
+      uidMap,
+      gidMap,
+    });
+    const mountpoint = await store.mount(container.id);
+    say(
+      `4. Created container ${short(container.id)} (demo-ctr) and mounted it`,
+      `at ${mountpoint}`,
+      `it sees: ${(await Deno.readTextFile(`${mountpoint}/etc/os-release`)).split("\n")[0]}`,
+    );
+
+    await Deno.writeTextFile(`${mountpoint}/etc/greeting`, "written in the container\n");
+    await Deno.remove(`${mountpoint}/etc/hostname.bak`);
+    await store.unmount(container.id);
+    const kinds = { [ChangeKind.Add]: "A", [ChangeKind.Modify]: "M", [ChangeKind.Delete]: "D" };
+    const changes = await store.changes("", container.layer);
+    const diffSize = await store.diffSize("", container.layer);
+    say(
+      "5. Wrote /etc/greeting and removed /etc/hostname.bak in it; its changes:",
+      ...changes.map((c) => `${kinds[c.kind]} ${c.path}`),
+      `size of its diff: ${diffSize} bytes`,
+    );
+
+    const rebuilt = await collect(await store.diff("", layer.id));
+    const same = rebuilt.length === tarball.length && sha256(rebuilt) === sha256(tarball);
+    say(
+      `6. Rebuilt the image layer's tarball from its tar-split: ${rebuilt.length} bytes`,
+      same
+        ? `byte for byte the tarball imported (${sha256(rebuilt)})`
+        : "DIFFERENT from the tarball imported",
+    );
+    if (!same) throw new Error("the rebuilt tarball differs from the imported one");
+
+    await store.deleteContainer(container.id);
+    await store.deleteImage(image.id);
+    say(
+      "7. Deleted the container and the image (and its layer, which nothing else used)",
+      `layers left: ${(await store.layers()).length}`,
+    );
   } finally {
-    await store.shutdown(true);
+    await store?.shutdown(true);
     await Deno.remove(root, { recursive: true });
   }
-}
-
-/** Tar entries for `files` (names ending in "/" are directories). */
-function layerTarEntries(files: Record<string, string>) {
-  return Object.entries(files).map(([name, content]) => {
-    const dir = name.endsWith("/");
-    const body = enc.encode(content);
-    const header: TarHeader = {
-      ...emptyHeader(name, dir ? TypeFlag.Dir : TypeFlag.Reg),
-      mode: dir ? 0o40755 : 0o100644,
-      size: dir ? 0 : body.length,
-      mtime: { sec: 1700000000, nsec: 0 },
-    };
-    return { header, body: dir ? undefined : [body] };
-  });
+  say(`Removed ${root}. Done.`);
 }
 
 if (import.meta.main) await main();
