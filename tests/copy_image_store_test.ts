@@ -280,3 +280,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "copyImage docker-archive: and oci-archive: made by skopeo → store: records identical " +
+    "to skopeo's copy of the same archive (Docker schema 2 generated as containers/image does)",
+  ignore: skip !== undefined,
+  fn: async (t) => {
+    const root = await tempDir("copy-image-archives-");
+    try {
+      // skopeo refuses zstd layers in docker archives
+      const oci = await writeFixtureLayout(join(root, "oci"), await hostLayers(), {
+        compressions: ["gzip", "none"],
+      });
+      const dir = join(root, "tools");
+      const env = await toolEnv(dir, rootsOf(join(root, "unused"), "overlay"));
+      const archives = {
+        "docker-archive": `docker-archive:${join(root, "d.tar")}:localhost/arch:v1`,
+        "oci-archive": `oci-archive:${join(root, "o.tar")}:v1`,
+      };
+      for (const [kind, ref] of Object.entries(archives)) {
+        await t.step(kind, async () => {
+          await skopeoCopy(dir, env, `oci:${oci.dir}:latest`, ref);
+          const theirs = join(root, `theirs-${kind}`);
+          const ours = join(root, `ours-${kind}`);
+          await skopeoCopy(dir, env, ref, storageRef(theirs, "overlay", NAME));
+          await copyImage(ref, storageRef(ours, "overlay", NAME));
+          assertEquals(
+            await records(rootsOf(ours, "overlay").graph),
+            await records(rootsOf(theirs, "overlay").graph),
+          );
+        });
+      }
+    } finally {
+      await removeTree(root);
+    }
+  },
+});
