@@ -30,7 +30,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { ErrDuplicateID, ErrLayerUnknown, StorageError } from "../errors.ts";
+import { ErrBadArchive, ErrDuplicateID, ErrLayerUnknown } from "../errors.ts";
 import { manifestDigest } from "../images/manifest_digest.ts";
 import type { ProgressOptions } from "../progress.ts";
 import type { Store } from "../store/mod.ts";
@@ -116,22 +116,28 @@ export async function commitToStore(
         } catch (e) {
           const bad = invalidImageIn(e);
           if (bad) throw bad;
-          if (e instanceof StorageError && e.name === "ErrBadArchive") {
+          if (e instanceof ErrBadArchive) {
             throw new ErrInvalidImage(layer.blob.digest, { detail: e.message, cause: e });
           }
-          throw e;
+          // Another copy made it meanwhile: reused, as containers/image does.
+          if (!(e instanceof ErrDuplicateID)) throw e;
+          await diff.cancel().catch(() => {});
         }
-        made.push(id);
-        const got = put.layer["diff-digest"];
-        if (got !== layer.diffID) {
-          throw new ErrInvalidImage(layer.blob.digest, {
-            detail: `uncompressed digest ${got} is not the config's diff_id ${layer.diffID}`,
-          });
-        }
-        if (put.layer["compressed-diff-digest"] !== layer.blob.digest) {
-          throw new ErrInvalidImage(layer.blob.digest, {
-            detail: `digest mismatch: got ${put.layer["compressed-diff-digest"]}`,
-          });
+        if (put) {
+          made.push(id);
+          const got = put.layer["diff-digest"];
+          if (got !== layer.diffID) {
+            throw new ErrInvalidImage(layer.blob.digest, {
+              detail: `uncompressed digest ${got} is not the config's diff_id ${layer.diffID}`,
+            });
+          }
+          if (put.layer["compressed-diff-digest"] !== layer.blob.digest) {
+            throw new ErrInvalidImage(layer.blob.digest, {
+              detail: `digest mismatch: got ${put.layer["compressed-diff-digest"]}`,
+            });
+          }
+        } else {
+          reused++;
         }
       }
       ids.push(id);
