@@ -135,6 +135,7 @@ export async function copyImage(
         ? new OciLayoutSource(dir, from.ref)
         : await DockerArchiveSource.open(dir, from.ref);
     }
+    cleanups.push(() => source.close());
     const image = await resolveImage(source, { platform });
     const sizes = image.layers.map((l) => l.blob.size);
     const totalSize = sizes.reduce((a, b) => a + b, 0);
