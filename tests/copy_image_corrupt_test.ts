@@ -15,7 +15,7 @@ import { copyImage } from "../lib/image_copy/copy.ts";
 import { ErrInvalidImage } from "../lib/image_copy/errors.ts";
 import { Store } from "../lib/store/mod.ts";
 import { isRoot, notRootReason, removeTree, tempDir } from "./helpers.ts";
-import { assert, assertEquals, assertRejects, sha, storeOpts } from "./store_helpers.ts";
+import { assert, assertEquals, assertRejects, listDir, sha, storeOpts } from "./store_helpers.ts";
 import {
   fixtureSkip,
   hostLayers,
@@ -292,6 +292,43 @@ Deno.test({
       } finally {
         await store.shutdown(true);
       }
+    } finally {
+      await removeTree(root);
+    }
+  },
+});
+
+Deno.test({
+  name: "copyImage to a layout or archive refuses a corrupted image leaving nothing behind: " +
+    "no new directory or file, an existing layout unchanged",
+  ignore: fixtureSkip !== undefined,
+  fn: async () => {
+    const root = await tempDir("copy-image-bad-out-");
+    try {
+      const tars = await hostLayers();
+      const good = await writeFixtureLayout(join(root, "good"), tars.slice(1));
+      const existing = join(root, "existing");
+      await copyImage(`oci:${good.dir}:latest`, `oci:${existing}:kept`);
+      const before = await snapshot(existing);
+      const bad = await writeFixtureLayout(join(root, "bad"), tars);
+      const d = sha(bad.blobs[2]);
+      await flip(blobPath(bad.dir, d), bad.blobs[2].length - 10);
+      for (
+        const dst of [
+          `oci:${existing}:new`,
+          `oci:${join(root, "fresh")}:x`,
+          `oci-archive:${join(root, "a.tar")}`,
+          `docker-archive:${join(root, "d.tar")}`,
+        ]
+      ) {
+        const e = await assertRejects(
+          () => copyImage(`oci:${bad.dir}:latest`, dst, { compression: "gzip" }),
+          ErrInvalidImage,
+        );
+        assertEquals(e.id, d, e.message);
+      }
+      assertEquals(await snapshot(existing), before);
+      assertEquals((await listDir(root)).sort(), ["bad", "existing", "good"]);
     } finally {
       await removeTree(root);
     }

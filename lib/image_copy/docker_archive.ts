@@ -22,7 +22,7 @@ import type { Descriptor } from "./manifest.ts";
 import { DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST } from "./media_types.ts";
 import { normalizeName } from "./reference.ts";
 import type { ImageSource, ResolvedImage } from "./source.ts";
-import { verifyBlob } from "./verify.ts";
+import { blobError, verifyBlob } from "./verify.ts";
 
 /** One image of manifest.json. */
 interface ArchiveEntry {
@@ -176,12 +176,17 @@ export async function writeDockerArchiveDir(
   for (const [i, layer] of image.layers.entries()) {
     let raw = (await src.blob(layer.blob)).pipeThrough(verifyBlob(layer.blob, "layer"));
     if (opts.tapLayer) raw = opts.tapLayer(i, raw);
-    const { stream } = await decompressStream(raw);
     const name = `${layer.diffID.slice(7)}.tar`;
     const d = new DigestStream();
-    const out = await Deno.open(join(dir, name), { write: true, createNew: true, mode: 0o644 });
-    await stream.pipeThrough(d).pipeTo(out.writable);
-    const { digest } = await d.result;
+    let digest: string;
+    try {
+      const { stream } = await decompressStream(raw);
+      const out = await Deno.open(join(dir, name), { write: true, createNew: true, mode: 0o644 });
+      await stream.pipeThrough(d).pipeTo(out.writable);
+      digest = (await d.result).digest;
+    } catch (e) {
+      throw blobError(e, layer.blob.digest);
+    }
     if (digest !== layer.diffID) {
       throw new ErrInvalidImage(layer.blob.digest, {
         detail: `uncompressed digest ${digest} is not the config's diff_id ${layer.diffID}`,

@@ -30,7 +30,7 @@ import {
   OCI_MANIFEST,
 } from "./media_types.ts";
 import type { ImageSource, ResolvedImage, ResolvedLayer } from "./source.ts";
-import { readVerified, verifyBlob } from "./verify.ts";
+import { blobError, readVerified, verifyBlob } from "./verify.ts";
 
 /** The annotation naming an image of a layout. */
 export const REF_NAME = "org.opencontainers.image.ref.name";
@@ -184,6 +184,21 @@ async function exists(path: string): Promise<boolean> {
 
 /** Copies one layer into the layout, recompressing it when asked; its new descriptor. */
 async function putLayer(
+  dir: string,
+  src: ImageSource,
+  layer: ResolvedLayer,
+  opts: WriteLayoutOptions & { index: number },
+  created: string[],
+): Promise<Descriptor> {
+  try {
+    return await copyLayer(dir, src, layer, opts, created);
+  } catch (e) {
+    throw blobError(e, layer.blob.digest);
+  }
+}
+
+/** {@linkcode putLayer}'s work. */
+async function copyLayer(
   dir: string,
   src: ImageSource,
   layer: ResolvedLayer,

@@ -30,13 +30,13 @@
  */
 
 import { createHash } from "node:crypto";
-import { ErrBadArchive, ErrDuplicateID, ErrLayerUnknown } from "../errors.ts";
+import { ErrDuplicateID, ErrLayerUnknown } from "../errors.ts";
 import { manifestDigest } from "../images/manifest_digest.ts";
 import type { ProgressOptions } from "../progress.ts";
 import type { Store } from "../store/mod.ts";
 import { ErrInvalidImage } from "./errors.ts";
 import type { ImageSource, ResolvedImage } from "./source.ts";
-import { verifyBlob } from "./verify.ts";
+import { blobError, verifyBlob } from "./verify.ts";
 
 /** Options of {@linkcode commitToStore}. */
 export interface CommitOptions {
@@ -71,12 +71,6 @@ function goTime(created: string | undefined): string | undefined {
   if (!m) return undefined;
   const frac = (m[2] ?? "").slice(0, 9).replace(/0+$/, "");
   return `${m[1]}${frac ? "." + frac : ""}${m[3].toUpperCase() === "Z" ? "Z" : m[3]}`;
-}
-
-/** The ErrInvalidImage in an error's cause chain, if any. */
-function invalidImageIn(e: unknown): ErrInvalidImage | undefined {
-  for (let c = e; c instanceof Error; c = c.cause) if (c instanceof ErrInvalidImage) return c;
-  return undefined;
 }
 
 async function exists(store: Store, id: string): Promise<boolean> {
@@ -114,13 +108,8 @@ export async function commitToStore(
         try {
           put = await store.putLayer({ id, parent, diff, ...opts.progress?.(i) });
         } catch (e) {
-          const bad = invalidImageIn(e);
-          if (bad) throw bad;
-          if (e instanceof ErrBadArchive) {
-            throw new ErrInvalidImage(layer.blob.digest, { detail: e.message, cause: e });
-          }
           // Another copy made it meanwhile: reused, as containers/image does.
-          if (!(e instanceof ErrDuplicateID)) throw e;
+          if (!(e instanceof ErrDuplicateID)) throw blobError(e, layer.blob.digest);
           await diff.cancel().catch(() => {});
         }
         if (put) {

@@ -12,6 +12,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { ErrBadArchive } from "../errors.ts";
 import { ErrInvalidImage } from "./errors.ts";
 
 /** What a blob must be. */
@@ -67,4 +68,18 @@ export async function readVerified(
   }
   const checked = stream.pipeThrough(verifyBlob(want, what));
   return new Uint8Array(await new Response(checked).arrayBuffer());
+}
+
+/**
+ * A failure met while a blob was read, as the error to report: the
+ * ErrInvalidImage in its cause chain (a verification failure), an
+ * undecodable blob as an ErrInvalidImage naming `digest`, anything else
+ * as it is.
+ */
+export function blobError(e: unknown, digest: string): unknown {
+  for (let c = e; c instanceof Error; c = c.cause) if (c instanceof ErrInvalidImage) return c;
+  if (e instanceof ErrBadArchive) {
+    return new ErrInvalidImage(digest, { detail: e.message, cause: e });
+  }
+  return e;
 }
