@@ -78,6 +78,7 @@ Deno.test("progress: the line is drawn at most every interval, with rate and ETA
     expectedSize: 4 << 20,
     terminal: true,
     now: () => now,
+    columns: 0,
   });
   const report = display.options.onProgress!;
   assert.equal(display.options.expectedSize, 4 << 20);
@@ -95,6 +96,32 @@ Deno.test("progress: the line is drawn at most every interval, with rate and ETA
       "\r\x1b[K",
     ].join(""),
   );
+});
+
+Deno.test("progress: a line longer than the terminal is cut (a wrapped one could not be erased)", () => {
+  const err = new MemorySink();
+  const display = showProgress(err, { label: "import-layer", terminal: true, columns: 20 });
+  display.options.onProgress!({ bytes: 5 << 20, entries: 1234 });
+  display.finish();
+  assert.equal(err.text, "\r\x1b[Kimport-layer: 5.0 M\r\x1b[K");
+});
+
+Deno.test("progress: a message written meanwhile gets a line of its own; the line comes back", () => {
+  const err = new MemorySink();
+  let now = 0;
+  const display = showProgress(err, { label: "copy", terminal: true, columns: 0, now: () => now });
+  const report = display.options.onProgress!;
+  report({ bytes: 0, entries: 0 });
+  display.err.write("a log line\n");
+  now = 10;
+  report({ bytes: 0, entries: 1 });
+  display.finish();
+  assert.equal(
+    err.text,
+    "\r\x1b[Kcopy: 0 B, 0 entries\r\x1b[Ka log line\n\r\x1b[Kcopy: 0 B, 1 entry\r\x1b[K",
+  );
+  const quiet = showProgress(err, { label: "copy", terminal: false });
+  assert.equal(quiet.err, err);
 });
 
 Deno.test("progress: nothing is drawn or counted when stderr is no terminal", () => {

@@ -289,7 +289,7 @@ export async function copy(ctx: Context): Promise<number> {
       const source = await locate(ctx, srcSpec, mounted);
       const ids = { from: source.mappings, chown, to: target.mappings };
       try {
-        await copyWithTar(source.path, target.path, ids, ctx.io.err, counter);
+        await copyWithTar(source.path, target.path, ids, display.err, counter);
       } catch (e) {
         throw new CliError(
           `error copying ${goQuote(source.path)} to ${goQuote(target.path)}: ${goMessage(e)}`,

@@ -30,12 +30,19 @@ export interface ProgressDisplayOptions {
   interval?: number;
   /** The clock, in milliseconds (default `performance.now`); tests set it. */
   now?: () => number;
+  /**
+   * The terminal's width: a longer line is cut, since a wrapped one cannot be
+   * erased (default the console's width; 0 means unknown, no cut).
+   */
+  columns?: number;
 }
 
 /** A progress line being shown. */
 export interface ProgressDisplay {
   /** What to pass to the library: `onProgress` (absent when nothing is drawn) and `expectedSize`. */
   readonly options: ProgressOptions;
+  /** Writes to stderr on a line of its own: the progress line is erased first, and redrawn later. */
+  readonly err: Sink;
   /** Erases the line if one was drawn. Idempotent. */
   finish(): void;
 }
@@ -61,6 +68,15 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${pad(Math.floor(s / 60) % 60)}m`;
 }
 
+/** The console's width, or 0 when unknown. */
+function consoleColumns(): number {
+  try {
+    return Deno.consoleSize().columns;
+  } catch {
+    return 0;
+  }
+}
+
 /** Whether `err` is the process's stderr and that is a terminal. */
 function stderrIsTerminal(err: Sink): boolean {
   try {
@@ -77,7 +93,8 @@ function stderrIsTerminal(err: Sink): boolean {
 export function showProgress(err: Sink, opts: ProgressDisplayOptions): ProgressDisplay {
   const { label, expectedSize, interval = 100, now = () => performance.now() } = opts;
   const terminal = opts.terminal ?? stderrIsTerminal(err);
-  if (!terminal) return { options: { expectedSize }, finish: () => {} };
+  if (!terminal) return { options: { expectedSize }, err, finish: () => {} };
+  const columns = opts.columns ?? consoleColumns();
   const start = now();
   let lastDraw = -Infinity;
   let drawn = false;
@@ -98,11 +115,20 @@ export function showProgress(err: Sink, opts: ProgressDisplayOptions): ProgressD
     if (total !== undefined && rate > 0 && p.bytes < total) {
       line += `, ETA ${formatDuration((total - p.bytes) / rate)}`;
     }
+    if (columns > 1 && line.length >= columns) line = line.slice(0, columns - 1);
     err.write(`\r\x1b[K${line}`);
     drawn = true;
   };
   return {
     options: { onProgress, expectedSize },
+    err: {
+      write(data) {
+        if (drawn && !finished) err.write("\r\x1b[K");
+        drawn = false;
+        lastDraw = -Infinity;
+        err.write(data);
+      },
+    },
     finish() {
       if (drawn && !finished) err.write("\r\x1b[K");
       finished = true;
