@@ -67,6 +67,40 @@ Deno.test({
           tars.map(() => "application/vnd.oci.image.layer.v1.tar+zstd"),
         );
       });
+      await t.step("--platform picks from an index, --name names the image", async () => {
+        const idx = await writeFixtureLayout(join(root.dir, "idx"), tars, { index: true });
+        const index = JSON.parse(dec.decode(idx.index!));
+        const arm = index.manifests.find((m: { platform: { architecture: string } }) =>
+          m.platform.architecture === "arm64"
+        );
+        const blob = (d: string) => Deno.readFile(join(idx.dir, "blobs/sha256", d.slice(7)));
+        const armConfig = JSON.parse(dec.decode(await blob(arm.digest))).config.digest;
+        const r = await ours(root, [
+          "copy-image",
+          "--platform",
+          "linux/arm64/v8",
+          "--name",
+          "localhost/arm:1",
+          `oci:${idx.dir}:latest`,
+          "containers-storage:ignored",
+        ]);
+        assertEquals([r.code, r.stdout], [0, `${armConfig.slice(7)}\n`], r.stderr);
+        const miss = await ours(root, [
+          "copy-image",
+          "--platform",
+          "linux/riscv64",
+          `oci:${idx.dir}:latest`,
+          "containers-storage:x",
+        ]);
+        assertEquals(miss.code, 1);
+        assert(miss.stderr.includes("no image for platform linux/riscv64"), miss.stderr);
+        if (!referenceCli) return;
+        const images = JSON.parse((await reference(root, ["images", "-j"])).stdout);
+        const named = images.find((i: { names?: string[] }) =>
+          i.names?.includes("localhost/arm:1")
+        );
+        assertEquals(named?.id, armConfig.slice(7));
+      });
       await t.step("bad input exits 1 naming it", async () => {
         const bad = await ours(root, [
           "copy-image",
