@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { Compression, compressStream, decompressStream } from "../archive/compression.ts";
 import { DigestStream } from "../archive/digest.ts";
 import { manifestDigest } from "../images/manifest_digest.ts";
+import { pathExists } from "../path_exists.ts";
 import { ErrInvalidImage } from "./errors.ts";
 import { checkDescriptor, type Descriptor } from "./manifest.ts";
 import {
@@ -164,21 +165,12 @@ async function putBlob(
     await stream.pipeThrough(d).pipeTo(file.writable);
     const { digest, size } = await d.result;
     const path = blobPath(dir, digest);
-    if (!(await exists(path))) created.push(path);
+    if (!(await pathExists(path))) created.push(path);
     await Deno.rename(tmp, path);
     return { digest, size };
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
     throw e;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -266,11 +258,11 @@ export async function writeOciLayout(
   image: ResolvedImage,
   opts: WriteLayoutOptions = {},
 ): Promise<Descriptor> {
-  const made = !(await exists(dir));
+  const made = !(await pathExists(dir));
   const created: string[] = [];
   try {
     await Deno.mkdir(join(dir, "blobs", "sha256"), { recursive: true });
-    if (!(await exists(join(dir, "oci-layout")))) {
+    if (!(await pathExists(join(dir, "oci-layout")))) {
       await Deno.writeTextFile(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
     }
     const layers: Descriptor[] = [];
@@ -287,7 +279,7 @@ export async function writeOciLayout(
       size: manifest.length,
       ...(opts.ref ? { annotations: { [REF_NAME]: opts.ref } } : {}),
     };
-    const old = (await exists(join(dir, "index.json"))) ? (await readIndex(dir)).manifests : [];
+    const old = (await pathExists(join(dir, "index.json"))) ? (await readIndex(dir)).manifests : [];
     const kept = old.filter((m) => !opts.ref || m.annotations?.[REF_NAME] !== opts.ref);
     const index = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [...kept, desc] };
     const tmp = join(dir, `.index.json.tmp-${crypto.randomUUID()}`);

@@ -14,7 +14,7 @@
  */
 
 import { dirname, join, relative, resolve } from "node:path";
-import type { TarHeader } from "../archive/tar_header.ts";
+import { emptyHeader, type TarHeader } from "../archive/tar_header.ts";
 import { readTar } from "../archive/tar_reader.ts";
 import { type TarWriteEntry, writeTar } from "../archive/tar_writer.ts";
 import { ErrInvalidImage } from "./errors.ts";
@@ -80,22 +80,7 @@ export async function extractArchive(file: string): Promise<string> {
 }
 
 function header(name: string, typeflag: string, mode: number, size: number): TarHeader {
-  return {
-    name,
-    typeflag,
-    mode,
-    uid: 0,
-    gid: 0,
-    uname: "",
-    gname: "",
-    size,
-    mtime: { sec: 0, nsec: 0 },
-    linkname: "",
-    devmajor: 0,
-    devminor: 0,
-    xattrs: {},
-    pax: {},
-  };
+  return { ...emptyHeader(name, typeflag), mode, size };
 }
 
 /** The entries of `dir`, sorted, directories before what they hold. */
