@@ -74,12 +74,8 @@ export {
   type TarSplitPackerOptions,
 } from "./lib/archive/tar_split.ts";
 export type { FileGetter } from "./lib/archive/file_getter.ts";
-export {
-  Compression,
-  compressStream,
-  decompressStream,
-  detectCompression,
-} from "./lib/archive/compression.ts";
+// All of it: compression detection, (de)compressing streams and their options.
+export * from "./lib/archive/compression.ts";
 export {
   inspectLayer,
   type InspectLayerOptions,
