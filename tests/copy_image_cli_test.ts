@@ -11,7 +11,16 @@
 import { join } from "node:path";
 import { copyImage, type CopyProgress } from "../lib/image_copy/copy.ts";
 import { Store } from "../lib/store/mod.ts";
-import { isRoot, notRootReason, reference, referenceCli, removeTree, tempDir } from "./helpers.ts";
+import {
+  isRoot,
+  lookPath,
+  notRootReason,
+  reference,
+  referenceCli,
+  removeTree,
+  run,
+  tempDir,
+} from "./helpers.ts";
 import { dropRoot, newRoot, ours } from "./cli_harness.ts";
 import { assert, assertEquals, sha, storeOpts } from "./store_helpers.ts";
 import { fixtureSkip, hostLayers, writeFixtureLayout } from "./oci_image_fixture.ts";
@@ -19,6 +28,8 @@ import { fixtureSkip, hostLayers, writeFixtureLayout } from "./oci_image_fixture
 const skip = !isRoot ? notRootReason : fixtureSkip;
 if (skip) console.log(`copy-image CLI tests ${skip}`);
 const dec = new TextDecoder();
+const script = lookPath("script");
+const cli = new URL("../cli.ts", import.meta.url).pathname;
 
 Deno.test({
   name: "copy-image CLI: layout → store (the reference lists it) → zstd OCI archive → layout; " +
@@ -30,6 +41,7 @@ Deno.test({
       const tars = await hostLayers();
       const oci = await writeFixtureLayout(join(root.dir, "oci"), tars);
       const id = sha(oci.config).slice(7);
+      const tty = await writeFixtureLayout(join(root.dir, "tty"), tars);
       await t.step("into the store", async () => {
         const r = await ours(root, [
           "copy-image",
@@ -100,6 +112,32 @@ Deno.test({
           i.names?.includes("localhost/arm:1")
         );
         assertEquals(named?.id, armConfig.slice(7));
+      });
+      await t.step({
+        name: "on a terminal, each layer's progress is drawn on stderr and erased",
+        // a fresh store, so that every layer is read
+        ignore: !script,
+        fn: async () => {
+          const q = (s: string) => `'${s}'`;
+          const g3 = join(root.dir, "g3"), r3 = join(root.dir, "r3");
+          const cmd = `${q(Deno.execPath())} run -A ${q(cli)} -g ${q(g3)} -R ${q(r3)} ` +
+            `-s overlay copy-image oci:${q(tty.dir)}:latest containers-storage:tty ` +
+            `> ${q(join(root.dir, "tty.out"))}`;
+          const r = await run(script!, ["-qec", cmd, "/dev/null"], { env: { TERM: "dumb" } });
+          assertEquals(r.code, 0, r.stdout);
+          for (const n of [1, 2, 3]) {
+            assert(
+              new RegExp(`\\r\\x1b\\[Kcopy-image: layer ${n}/3 .*: [0-9.]+ [KMG]?i?B of `)
+                .test(r.stdout),
+              JSON.stringify(r.stdout.slice(0, 400)),
+            );
+          }
+          assert(r.stdout.endsWith("\r\x1b[K"), JSON.stringify(r.stdout.slice(-80)));
+          assertEquals(
+            await Deno.readTextFile(join(root.dir, "tty.out")),
+            `${sha(tty.config).slice(7)}\n`,
+          );
+        },
       });
       await t.step("bad input exits 1 naming it", async () => {
         const bad = await ours(root, [
