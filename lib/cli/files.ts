@@ -76,6 +76,9 @@ export async function withOutput(
   }
 }
 
+/** Chunk of a byte stream's copy to a file. */
+const OUTPUT_CHUNK = 1 << 20;
+
 /** Copies `stream` to the open `file` (closing it), or to `sink` when no file is given. */
 export async function writeStream(
   stream: ReadableStream<Uint8Array>,
@@ -83,7 +86,29 @@ export async function writeStream(
   sink: Sink,
 ): Promise<void> {
   if (file) {
-    await stream.pipeTo(file.writable);
+    let byob: ReadableStreamBYOBReader;
+    try {
+      byob = stream.getReader({ mode: "byob" });
+    } catch {
+      await stream.pipeTo(file.writable); // not a byte stream
+      return;
+    }
+    // A layer rebuilt into one reused buffer, written synchronously: no
+    // allocation and no thread hop per chunk, and a peak RSS flat in layer size.
+    try {
+      let buf = new Uint8Array(OUTPUT_CHUNK);
+      for (;;) {
+        const r = await byob.read(buf);
+        if (r.done) break;
+        for (let off = 0; off < r.value.length;) off += file.writeSync(r.value.subarray(off));
+        buf = new Uint8Array(r.value.buffer);
+      }
+    } catch (e) {
+      await byob.cancel(e).catch(() => {});
+      throw e;
+    } finally {
+      file.close();
+    }
     return;
   }
   for await (const chunk of stream) sink.write(chunk);

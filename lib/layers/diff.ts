@@ -16,6 +16,7 @@ import type { Change } from "../../drivers/driver.ts";
 import { Compression, compressionName, compressStream } from "../archive/compression.ts";
 import { StorageError } from "../errors.ts";
 import { rebuildTar } from "../archive/tar_split.ts";
+import { passOn } from "../archive/pass_on.ts";
 import type { Layer } from "./layer.ts";
 import { layerMappings } from "./layer.ts";
 import type { LayerStore } from "./layer_store.ts";
@@ -93,26 +94,13 @@ export async function diff(
   opts: DiffOptions = {},
 ): Promise<ReadableStream<Uint8Array>> {
   const what = `reading the diff of layer ${JSON.stringify(to)}`;
-  let reader: ReadableStreamDefaultReader<Uint8Array>;
+  let stream: ReadableStream<Uint8Array>;
   try {
-    reader = (await diffStream(s, from, to, opts)).getReader();
+    stream = await diffStream(s, from, to, opts);
   } catch (e) {
     throw typed(what, e);
   }
-  return new ReadableStream<Uint8Array>({
-    async pull(c) {
-      try {
-        const r = await reader.read();
-        if (r.done) c.close();
-        else c.enqueue(r.value);
-      } catch (e) {
-        c.error(typed(what, e));
-      }
-    },
-    async cancel(reason) {
-      await reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
+  return passOn(stream, { fail: (e) => typed(what, e) });
 }
 
 async function diffStream(
@@ -161,31 +149,19 @@ async function diffStream(
     tsFile.close();
     throw e;
   }
-  const rebuilt = rebuildTar(tsFile.readable, getter);
-  const reader = rebuilt.getReader();
   let closed = false;
   const release = async () => {
     if (closed) return;
     closed = true;
     await getter.close();
   };
-  const tar = new ReadableStream<Uint8Array>({
-    async pull(c) {
-      try {
-        const r = await reader.read();
-        if (r.done) {
-          await release();
-          c.close();
-        } else c.enqueue(r.value);
-      } catch (e) {
-        await release().catch(() => {});
-        c.error(e);
-      }
+  const tar = passOn(rebuildTar(tsFile.readable, getter), {
+    end: release,
+    fail: async (e) => {
+      await release().catch(() => {});
+      return e;
     },
-    async cancel(reason) {
-      await reader.cancel(reason).catch(() => {});
-      await release();
-    },
-  }, { highWaterMark: 0 });
+    cancel: release,
+  });
   return maybeCompress(tar, p.toLayer["diff-size"]);
 }

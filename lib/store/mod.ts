@@ -28,6 +28,7 @@ import { join, resolve } from "node:path";
 import type { Change, Driver, MountOpts } from "../../drivers/driver.ts";
 import { pickDriver } from "../../drivers/registry.ts";
 import type { Compression } from "../archive/compression.ts";
+import { passOn } from "../archive/pass_on.ts";
 import type { StoreOptions } from "../config.ts";
 import type { Container } from "../containers/container.ts";
 import { isVolatile, mountOptsOf } from "../containers/container.ts";
@@ -939,12 +940,11 @@ export class Store {
   }
 }
 
-/** Wraps a stream so `done` runs once when it ends, fails or is cancelled. */
+/** Wraps a stream so `done` runs once when it ends, fails or is cancelled (BYOB reads pass). */
 function unlockWhenDone(
   stream: ReadableStream<Uint8Array>,
   done: () => void,
 ): ReadableStream<Uint8Array> {
-  const reader = stream.getReader();
   let finished = false;
   const finish = () => {
     if (!finished) {
@@ -952,25 +952,12 @@ function unlockWhenDone(
       done();
     }
   };
-  return new ReadableStream<Uint8Array>({
-    async pull(c) {
-      try {
-        const r = await reader.read();
-        if (r.done) {
-          finish();
-          c.close();
-        } else c.enqueue(r.value);
-      } catch (e) {
-        finish();
-        c.error(e);
-      }
+  return passOn(stream, {
+    end: () => Promise.resolve(finish()),
+    fail: (e) => {
+      finish();
+      return e;
     },
-    async cancel(reason) {
-      try {
-        await reader.cancel(reason);
-      } finally {
-        finish();
-      }
-    },
-  }, { highWaterMark: 0 });
+    cancel: () => Promise.resolve(finish()),
+  });
 }
