@@ -35,7 +35,8 @@ const SYMBOLS = {
   isal_inflate_init: { parameters: ["buffer"], result: "void" },
   isal_inflate_reset: { parameters: ["buffer"], result: "void" },
   // Decoding a chunk takes a millisecond or more: off the JavaScript thread.
-  isal_inflate: { parameters: ["buffer"], result: "i32", nonblocking: true },
+  // The state as a pointer: a "buffer" argument of a non-blocking call costs a copy.
+  isal_inflate: { parameters: ["pointer"], result: "i32", nonblocking: true },
   isal_inflate_sync: { name: "isal_inflate", parameters: ["buffer"], result: "i32" },
   crc64_iso_refl: { parameters: ["u64", "buffer", "u64"], result: "u64" },
 } as const;
@@ -140,6 +141,7 @@ export class IsalInflate {
   /** The `struct inflate_state`. */
   readonly state: Uint8Array<ArrayBuffer> = new Uint8Array(STATE_SIZE);
   readonly #view = new DataView(this.state.buffer);
+  readonly #statePtr = Deno.UnsafePointer.of(this.state);
   /** Keeps the input alive while ISA-L points into it. */
   #input: Uint8Array | undefined;
 
@@ -180,7 +182,7 @@ export class IsalInflate {
   /** Decodes into `out`, on another thread. */
   async inflate(out: Uint8Array): Promise<InflateStep> {
     this.bindOutput(out);
-    const status = await this.lib.isal_inflate(this.state);
+    const status = await this.lib.isal_inflate(this.#statePtr);
     return { status, produced: this.produced(out) };
   }
 

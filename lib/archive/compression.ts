@@ -36,6 +36,7 @@ import { Duplex } from "node:stream";
 import * as zlib from "node:zlib";
 import { ErrBadArchive, ErrPermission } from "../errors.ts";
 import { inflateError, type IsalInflate, isalInflate } from "../../ffi/isal.ts";
+import { ByteRing, type RingSize } from "./ring.ts";
 
 /** Compression of a layer, numbered as containers/storage's archive.Compression. */
 export enum Compression {
@@ -315,6 +316,7 @@ const ISAL_CHUNK = 256 << 10;
 function isalGunzip(
   input: ReadableStream<Uint8Array>,
   inf: IsalInflate,
+  ring?: ByteRing,
 ): ReadableStream<Uint8Array> {
   const c = Compression.Gzip;
   const src = input.getReader();
@@ -352,7 +354,7 @@ function isalGunzip(
         inf.setInput(r.value);
       }
       if (inf.finished && !full) inf.reset(); // another member follows
-      const out = new Uint8Array(ISAL_CHUNK);
+      const out = ring?.next() ?? new Uint8Array(ISAL_CHUNK);
       const { status, produced } = await inf.inflate(out);
       if (status < 0) throw badData(c, new Error(inflateError(status)));
       full = produced === out.length;
@@ -386,9 +388,12 @@ function isalGunzip(
  * otherwise, checked to the end: node:zlib stops quietly at zero bytes after
  * a member, which Go's reader refuses.
  */
-function gunzip(input: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+function gunzip(
+  input: ReadableStream<Uint8Array>,
+  ring?: RingSize,
+): ReadableStream<Uint8Array> {
   const inf = isalInflate();
-  if (inf) return isalGunzip(input, inf);
+  if (inf) return isalGunzip(input, inf, ring && new ByteRing(ring));
   const d = zlibDecoder(input, Compression.Gzip);
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
@@ -578,16 +583,27 @@ function viaCommand(
   }, { highWaterMark: 0 });
 }
 
+/** Options of {@linkcode decompressAs} and {@linkcode decompressStream}. */
+export interface DecompressOptions {
+  /**
+   * Output chunks may be views of a ring of this many reused buffers (gzip
+   * with ISA-L does it): each is valid until `count` more have been read.
+   * For a consumer done with every chunk before it reads on.
+   */
+  ring?: RingSize;
+}
+
 /** Decompresses `stream` in the given format. */
 export function decompressAs(
   stream: ReadableStream<Uint8Array>,
   c: Compression,
+  opts: DecompressOptions = {},
 ): ReadableStream<Uint8Array> {
   switch (c) {
     case Compression.Uncompressed:
       return stream;
     case Compression.Gzip:
-      return gunzip(stream);
+      return gunzip(stream, opts.ring);
     case Compression.Zstd:
       return unzstd(stream);
     case Compression.Xz:
@@ -603,6 +619,7 @@ export function decompressAs(
  */
 export async function decompressStream(
   stream: ReadableStream<Uint8Array>,
+  opts: DecompressOptions = {},
 ): Promise<{ compression: Compression; stream: ReadableStream<Uint8Array> }> {
   const reader = stream.getReader();
   const head: Uint8Array[] = [];
@@ -642,7 +659,7 @@ export async function decompressStream(
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
-  return { compression, stream: decompressAs(rejoined, compression) };
+  return { compression, stream: decompressAs(rejoined, compression, opts) };
 }
 
 /** Compresses `stream` with gzip or zstd (`level` as the format's own scale). */

@@ -18,6 +18,7 @@
 
 import { Compression, decompressStream } from "./compression.ts";
 import { DigestStream } from "./digest.ts";
+import { APPLY_RING, readIntoRing } from "./ring.ts";
 import type { TarHeader } from "./tar_header.ts";
 import { TarSplitPacker } from "./tar_split.ts";
 
@@ -51,6 +52,13 @@ function isWhiteout(name: string): boolean {
 export interface InspectLayerOptions {
   /** Called for each entry of the tar (progress reports count them). */
   onEntry?: () => void;
+  /**
+   * Read the input and decompress into rings of reused buffers (see
+   * ring.ts): a chunk of `tar` is valid only until some ten more have been
+   * read. For a consumer that is done with each chunk before it reads on,
+   * as the drivers' apply is; the peak RSS is then flat in layer size.
+   */
+  recycle?: boolean;
 }
 
 /**
@@ -105,7 +113,11 @@ export function inspectLayer(
     async pull(ctl) {
       try {
         if (!reader) {
-          const d = await decompressStream(input.pipeThrough(compressed));
+          const d = opts.recycle
+            ? await decompressStream(readIntoRing(input, APPLY_RING).pipeThrough(compressed), {
+              ring: APPLY_RING,
+            })
+            : await decompressStream(input.pipeThrough(compressed));
           compression = d.compression;
           const tarBytes = compression === Compression.Uncompressed
             ? d.stream

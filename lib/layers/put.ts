@@ -237,9 +237,13 @@ async function applyDiffTo(
   const tarSplit: Uint8Array[] = [];
   const sink = new WritableStream<Uint8Array>({ write: (c) => void tarSplit.push(c.slice()) });
   const counter = progressCounter(known);
+  // The driver's apply is done with each chunk before it reads on: buffers can be reused.
   const { tar, done } = counter
-    ? inspectLayer(diff.pipeThrough(counter.bytes()), sink, { onEntry: () => counter.entry() })
-    : inspectLayer(diff, sink);
+    ? inspectLayer(diff.pipeThrough(counter.bytes()), sink, {
+      onEntry: () => counter.entry(),
+      recycle: true,
+    })
+    : inspectLayer(diff, sink, { recycle: true });
   // The driver may stop reading at the end-of-archive blocks; the digests
   // must still cover every byte received, so we drain what it leaves.
   const reader = tar.getReader();
