@@ -71,6 +71,12 @@ export class ProgressCounter {
     this.report();
   }
 
+  /** Sets the bytes done to `bytes` (a count kept elsewhere) and reports. */
+  at(bytes: number): void {
+    this.#bytes = bytes;
+    this.report();
+  }
+
   /** Reports the current counts. */
   report(): void {
     const p: Progress = { bytes: this.#bytes, entries: this.#entries };

@@ -52,6 +52,8 @@ function isWhiteout(name: string): boolean {
 export interface InspectLayerOptions {
   /** Called for each entry of the tar (progress reports count them). */
   onEntry?: () => void;
+  /** Called as the input is read, with the number of bytes received so far (for progress). */
+  onBytes?: (received: number) => void;
   /**
    * Read the input and decompress into rings of reused buffers (see
    * ring.ts): a chunk of `tar` is valid only until some ten more have been
@@ -134,6 +136,7 @@ export function inspectLayer(
             .getReader();
         }
         const r = await reader.read();
+        opts.onBytes?.(compressed.size);
         if (!r.done) return ctl.enqueue(r.value);
         await finish();
         ctl.close();

@@ -238,12 +238,11 @@ async function applyDiffTo(
   const sink = new WritableStream<Uint8Array>({ write: (c) => void tarSplit.push(c.slice()) });
   const counter = progressCounter(known);
   // The driver's apply is done with each chunk before it reads on: buffers can be reused.
-  const { tar, done } = counter
-    ? inspectLayer(diff.pipeThrough(counter.bytes()), sink, {
-      onEntry: () => counter.entry(),
-      recycle: true,
-    })
-    : inspectLayer(diff, sink, { recycle: true });
+  const { tar, done } = inspectLayer(diff, sink, {
+    recycle: true,
+    onEntry: counter && (() => counter.entry()),
+    onBytes: counter && ((received) => counter.at(received)),
+  });
   // The driver may stop reading at the end-of-archive blocks; the digests
   // must still cover every byte received, so we drain what it leaves.
   const reader = tar.getReader();
