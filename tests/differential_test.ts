@@ -199,6 +199,9 @@ function script(driver: string): Step[] {
     ["set-container-data", "-f", "ROOT/top.tar", "ctr", "cfg"],
     ["get-container-data-size", "ctr", "cfg"],
     ["layers"],
+    ["layers", "-t"],
+    ["images", "-q"],
+    ["status"],
     ["status", "-j"],
     SAME_CONTENT,
     // deletion
