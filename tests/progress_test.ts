@@ -145,9 +145,9 @@ Deno.test("progress: sizes and durations for people", () => {
 const script = lookPath("script");
 
 /** Runs `cmd` (a shell line) with stderr on a pseudo-terminal; returns what the terminal got. */
-async function underTerminal(cmd: string): Promise<string> {
+async function underTerminal(cmd: string, code = 0): Promise<string> {
   const r = await run(script!, ["-qec", cmd, "/dev/null"], { env: { TERM: "dumb" } });
-  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(r.code, code, r.stdout + r.stderr);
   return r.stdout;
 }
 
@@ -181,6 +181,12 @@ Deno.test({
       }
       assert.deepEqual(await Deno.readFile(`${dir}/out.tar`), await Deno.readFile(`${dir}/l.tar`));
       assert.equal(await Deno.readTextFile(`${dir}/stdout`), "", "copy prints nothing");
+      // a failure: the line is erased before the error is printed
+      await Deno.writeFile(`${dir}/cut.tar`, fixture().tar.subarray(0, 100_000));
+      const term = await underTerminal(`cd ${q(dir)} && ${cs} import-layer -f cut.tar`, 1);
+      const at = term.lastIndexOf("\r\x1b[K");
+      assert.ok(term.slice(0, at).includes("\r\x1b[Kimport-layer: "), JSON.stringify(term));
+      assert.match(term.slice(at + 4), /^[^\r]*unexpected EOF\r\n$/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
