@@ -19,6 +19,7 @@ import { createHash } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import {
   isRoot,
+  notRootReason,
   referenceCli,
   removeTree,
   run,
@@ -400,7 +401,8 @@ async function differential(driver: string): Promise<void> {
 
 Deno.test({
   name: "differential: the script on vfs, ours against the reference",
-  ignore: !referenceCli,
+  // unprivileged, 1.43's vfs cannot start (it chowns its home to root)
+  ignore: !referenceCli || !isRoot,
   fn: () => differential("vfs"),
 });
 
@@ -409,3 +411,5 @@ Deno.test({
   ignore: !referenceCli || !isRoot,
   fn: () => differential("overlay"),
 });
+
+if (!isRoot) console.log(`differential tests: ${notRootReason}`);
