@@ -7,8 +7,8 @@
  * `containers-storage` on one store and by ours on another, on vfs and on
  * overlay. Every step's stdout, stderr and exit code must match once store
  * paths, random IDs and times are normalised, the tarballs that `diff`
- * rebuilds must match byte for byte, and the reference must list the same
- * content in both stores at the end.
+ * rebuilds must match byte for byte, and before the deletions the reference
+ * must list the same layers, images and containers in both stores.
  *
  * The script is {@linkcode script}; "ROOT" in an argument stands for the
  * directory of each tool's own store, so that files each tool writes stay
