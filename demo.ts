@@ -7,7 +7,8 @@
  * from tar-split and checks it byte for byte against what was imported, and
  * removes everything.
  *
- * As root it uses the overlay driver; as any other user, vfs with
+ * As root it uses the overlay driver (vfs where overlay cannot be used, in
+ * a container without the right to mount, say); as any other user, vfs with
  * `vfs.ignore_chown_errors`, and the store's ID mapping makes the layer's
  * root (the owner of its files) the user running the demo, who can own them.
  *
@@ -85,37 +86,49 @@ async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> 
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
+/**
+ * Opens the store under `root`: overlay as root, or vfs when overlay cannot
+ * be used there (no mount privilege in a container, say); unprivileged, vfs
+ * with ignore_chown_errors and the layer's root mapped to the user.
+ */
+async function openStore(root: string): Promise<Store> {
+  const where = { graphRoot: `${root}/graph`, runRoot: `${root}/run`, imageStores: [] };
+  const plain = { graphDriverOptions: [], uidMap: [], gidMap: [] };
+  if (Deno.uid() === 0) {
+    try {
+      const store = await Store.open({ ...where, ...plain, graphDriverName: "overlay" });
+      say("     running as root: the overlay driver");
+      return store;
+    } catch (e) {
+      say(
+        "     running as root, but overlay cannot be used here: the vfs driver",
+        `(${(e as Error).message})`,
+      );
+      for (const dir of [where.graphRoot, where.runRoot]) {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
+      return await Store.open({ ...where, ...plain, graphDriverName: "vfs" });
+    }
+  }
+  say(
+    `     running as UID ${Deno.uid()}: the vfs driver with vfs.ignore_chown_errors=true,`,
+    "the layer's root mapped to this user (chown to root would fail)",
+  );
+  return await Store.open({
+    ...where,
+    graphDriverName: "vfs",
+    graphDriverOptions: ["vfs.ignore_chown_errors=true"],
+    uidMap: [{ container_id: 0, host_id: Deno.uid()!, size: 1 }],
+    gidMap: [{ container_id: 0, host_id: Deno.gid()!, size: 1 }],
+  });
+}
+
 async function main(): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "denostore-demo-" });
-  const privileged = Deno.uid() === 0;
-  const driver = privileged ? "overlay" : "vfs";
-  const driverOptions = privileged ? [] : ["vfs.ignore_chown_errors=true"];
-  // unprivileged: the layer's root is the user (chown to root would fail)
-  const [uidMap, gidMap] = privileged
-    ? [[], []]
-    : [[{ container_id: 0, host_id: Deno.uid()!, size: 1 }], [{
-      container_id: 0,
-      host_id: Deno.gid()!,
-      size: 1,
-    }]];
-  say(
-    `denostore demo: a throwaway store in ${root}`,
-    privileged
-      ? "running as root: the overlay driver"
-      : `running as UID ${Deno.uid()}: the vfs driver with vfs.ignore_chown_errors=true, ` +
-        "the layer's root mapped to this user",
-  );
+  say(`denostore demo: a throwaway store in ${root}`);
   let store: Store | undefined;
   try {
-    store = await Store.open({
-      graphRoot: `${root}/graph`,
-      runRoot: `${root}/run`,
-      graphDriverName: driver,
-      graphDriverOptions: driverOptions,
-      uidMap,
-      gidMap,
-      imageStores: [],
-    });
+    store = await openStore(root);
 
     const entries = rootfsEntries();
     const tarball = await collect(writeTar(entries));
@@ -165,8 +178,8 @@ async function main(): Promise<void> {
 
     const container = await store.createContainer(image.id, {
       names: ["demo-ctr"],
-      uidMap,
-      gidMap,
+      uidMap: store.uidMap,
+      gidMap: store.gidMap,
     });
     const mountpoint = await store.mount(container.id);
     say(

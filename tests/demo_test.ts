@@ -60,6 +60,22 @@ Deno.test({
 const setpriv = lookPath("setpriv");
 
 Deno.test({
+  name: "demo: as root without the right to mount (a container, say) it falls back to vfs",
+  ignore: !isRoot || !setpriv,
+  async fn() {
+    const { dir, src } = await freshCopy();
+    try {
+      const noMounts = ["--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin"];
+      const r = await run(setpriv!, [...noMounts, Deno.execPath(), "task", "demo"], { cwd: src });
+      await assertDemo(r, "vfs");
+      assert.match(r.stdout, /overlay cannot be used here: the vfs driver\n.*EPERM/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name: "demo: deno task demo from a fresh copy, as an unprivileged user on vfs",
   // as root it drops to nobody with setpriv; otherwise it runs as the user it is
   ignore: isRoot && !setpriv,
