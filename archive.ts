@@ -76,6 +76,7 @@ export {
 export type { FileGetter } from "./lib/archive/file_getter.ts";
 // All of it: compression detection, (de)compressing streams and their options.
 export * from "./lib/archive/compression.ts";
+export type { RingSize } from "./lib/archive/ring.ts";
 export {
   inspectLayer,
   type InspectLayerOptions,
