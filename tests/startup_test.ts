@@ -144,3 +144,38 @@ Deno.test("startup: cli.ts statically imports no driver, archive, store, config,
   assert.ok(graph.has("lib/cli/commands.ts") && graph.has("lib/cli/flags.ts"), [...graph].join());
   assert.deepEqual(forbidden(graph), []);
 });
+
+Deno.test("startup: version skips storage.conf, but its usage and --debug still show the defaults from it", async () => {
+  const dir = await tempDir("startup-conf-");
+  try {
+    const conf = `${dir}/storage.conf`;
+    await Deno.writeTextFile(
+      conf,
+      `[storage]\ndriver = "vfs"\ngraphroot = "${dir}/g"\nrunroot = "${dir}/r"\n`,
+    );
+    const ours = (args: string[], file = conf) =>
+      run(Deno.execPath(), ["run", "-A", cli, ...args], {
+        env: { CONTAINERS_STORAGE_CONF: file },
+      });
+    const help = await ours(["version", "--help"]);
+    assert.equal(help.code, 125);
+    assert.match(help.stderr, new RegExp(`--graph, -g=${dir}/g `));
+    const debug = await ours(["version", "--debug"]);
+    assert.equal(debug.code, 0);
+    assert.match(debug.stderr, new RegExp(`Root: ${dir}/g`));
+    // A storage.conf that does not parse is reported by commands that open a store, not by version.
+    await Deno.writeTextFile(`${dir}/bad.conf`, "[storage\n");
+    const version = await ours(["version"], `${dir}/bad.conf`);
+    assert.deepEqual([version.code, version.stdout], [0, `Version: ${packageVersion()}\n`]);
+    const layers = await ours(["layers"], `${dir}/bad.conf`);
+    assert.equal(layers.code, 1);
+    assert.match(layers.stdout, /^error initializing: /);
+  } finally {
+    await removeTree(dir);
+  }
+});
+
+/** The package version, as `version` prints it. */
+function packageVersion(): string {
+  return JSON.parse(Deno.readTextFileSync(new URL("deno.json", root))).version;
+}
