@@ -394,7 +394,7 @@ function gunzip(
 ): ReadableStream<Uint8Array> {
   const inf = isalInflate();
   if (inf) return isalGunzip(input, inf, ring && new ByteRing(ring));
-  const d = zlibDecoder(input, Compression.Gzip);
+  const d = zlibDecoder(ring ? copied(input) : input, Compression.Gzip);
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
       try {
@@ -586,11 +586,20 @@ function viaCommand(
 /** Options of {@linkcode decompressAs} and {@linkcode decompressStream}. */
 export interface DecompressOptions {
   /**
-   * Output chunks may be views of a ring of this many reused buffers (gzip
-   * with ISA-L does it): each is valid until `count` more have been read.
-   * For a consumer done with every chunk before it reads on.
+   * The input's chunks are views of a ring of reused buffers (see
+   * ring.ts), and output chunks may be too (gzip with ISA-L: a ring of
+   * this size): each is valid until `count` more have been read. For a
+   * consumer done with every chunk before it reads on. Decoders that keep
+   * input chunks for longer (node:zlib, the spawned tools) get copies.
    */
   ring?: RingSize;
+}
+
+/** `input` with every chunk copied: for a decoder that keeps chunks past the ring's turn. */
+function copied(input: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  return input.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({ transform: (c, ctl) => ctl.enqueue(c.slice()) }),
+  );
 }
 
 /** Decompresses `stream` in the given format. */
@@ -605,11 +614,11 @@ export function decompressAs(
     case Compression.Gzip:
       return gunzip(stream, opts.ring);
     case Compression.Zstd:
-      return unzstd(stream);
+      return unzstd(opts.ring ? copied(stream) : stream);
     case Compression.Xz:
-      return viaCommand(stream, "xz", c);
+      return viaCommand(opts.ring ? copied(stream) : stream, "xz", c);
     case Compression.Bzip2:
-      return viaCommand(stream, "bzip2", c);
+      return viaCommand(opts.ring ? copied(stream) : stream, "bzip2", c);
   }
 }
 
