@@ -12,7 +12,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "../lib/path.ts";
 import { ErrDriverNotSupported } from "../lib/errors.ts";
 import type { IDMappings } from "../lib/idmap.ts";
 import type { Driver, DriverConfig, DriverModule } from "./driver.ts";

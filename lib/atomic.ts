@@ -17,7 +17,7 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "./path.ts";
 import { ErrFileWrite, StorageError } from "./errors.ts";
 
 const encoder = new TextEncoder();

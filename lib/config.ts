@@ -18,7 +18,7 @@
  * @module
  */
 
-import { normalize } from "node:path";
+import { normalize } from "./path.ts";
 import { ErrConfig, ErrInvalidIDMap } from "./errors.ts";
 import { type IDMap, idMappingsForUser, parseIDMap } from "./idmap.ts";
 import { configError, readStorageConf, type StorageConf } from "./config_file.ts";

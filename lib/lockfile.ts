@@ -27,7 +27,7 @@
  * @module
  */
 
-import { dirname, resolve } from "node:path";
+import { dirname, resolve } from "./path.ts";
 import { ErrLockReadOnly, StorageError } from "./errors.ts";
 import { SyscallError } from "../ffi/errors.ts";
 import { statNs } from "../ffi/fs.ts";

@@ -30,7 +30,7 @@ import type { IDMappings } from "../../lib/idmap.ts";
 import { readFeature, recordFeature } from "./features.ts";
 import { LINK_DIR } from "./layout.ts";
 import { unmountDetach } from "./mounting.ts";
-import { dirname, normalize } from "node:path";
+import { dirname, normalize } from "../../lib/path.ts";
 
 /** The cached feature's name: files `idmapped-lower-dir-true|false` in the run home. */
 export const IDMAPPED_FEATURE = "idmapped-lower-dir";

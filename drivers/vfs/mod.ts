@@ -16,7 +16,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "../../lib/path.ts";
 import { applyTar } from "../../lib/archive/apply.ts";
 import { changesDirs, changesSize } from "../../lib/archive/changes.ts";
 import { exportChanges, exportTree } from "../../lib/archive/export.ts";

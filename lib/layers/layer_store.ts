@@ -19,7 +19,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "../path.ts";
 import type { Driver } from "../../drivers/driver.ts";
 import { atomicWriteFile, atomicWriteStream } from "../atomic.ts";
 import {

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { dirname, resolve } from "node:path";
+import { dirname, resolve } from "../path.ts";
 import type { MountOpts } from "../../drivers/driver.ts";
 import {
   ErrLayerNotMounted,

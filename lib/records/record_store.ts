@@ -19,8 +19,8 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { join } from "../path.ts";
+import { sha256Hex } from "../sha256.ts";
 import { atomicWriteFile } from "../atomic.ts";
 import {
   ErrDuplicateName,
@@ -64,7 +64,7 @@ export interface RecordStoreConfig {
 
 /** "sha256:<hex>" of bytes, the canonical digest containers/storage records. */
 export function sha256Digest(data: Uint8Array): string {
-  return "sha256:" + createHash("sha256").update(data).digest("hex");
+  return "sha256:" + sha256Hex(data);
 }
 
 /** A set of records kept in one JSON file under one lock. */

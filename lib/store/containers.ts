@@ -15,7 +15,7 @@
  * @module
  */
 
-import { dirname, join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "../path.ts";
 import { listDir } from "../../ffi/dirent.ts";
 import { isDir, lstatNs } from "../../ffi/fs.ts";
 import { geteuid } from "../../ffi/process.ts";

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "../path.ts";
 import type { Driver } from "../../drivers/driver.ts";
 import type { ContainerStore } from "../containers/container_store.ts";
 import type { IDMap } from "../idmap.ts";
