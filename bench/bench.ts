@@ -1,161 +1,41 @@
 /**
- * Benchmark of the archive engine (`deno task bench`): generates a
- * rootfs-like tree (≥ 5,000 files, ≥ 150 MB: mixed sizes, directories,
- * symlinks, hard links), tars it with GNU tar, then times on the same data
- * in the same run:
- * - our apply (applyTar) alone, and with the store's single pass
- *   (decompress-detect + digests + tar-split recording, inspectLayer);
- * - our rebuild of the tarball from tar-split + the applied files
- *   (checked byte-identical by sha256);
- * - GNU `tar -x` and `tar -c` of the same tree;
- * - when the reference CLI is installed, `containers-storage import-layer`
- *   and `diff -u` of the same tarball with the vfs driver.
- * Peak RSS is sampled during our phases.
+ * `deno task bench`: our CLI against the reference `containers-storage`, side
+ * by side on the same data in one run, each operation `BENCH_RUNS` times
+ * (default 5) with the two tools taking turns; median, min and max of the
+ * wall time and the peak RSS of each, and the ratio ours/reference. On the
+ * overlay and vfs drivers (`BENCH_DRIVERS`), on two workloads:
+ * - a generated tree (seeded; `BENCH_MB`, default 64, `BENCH_FILES`, default
+ *   3000): import-layer of the .tar.gz, .tar.zst and .tar; diff -u;
+ *   applydiff; mount and unmount; create-container on an image; delete-image
+ *   with its layers collected; a 20-layer chain mounted; listing layers,
+ *   images and containers on a store of 2,000 layers, 500 images and 200
+ *   containers;
+ * - a real distro rootfs when `BENCH_ROOTFS=path.tar` names one (see README:
+ *   debootstrap): import-layer of its .tar.gz, .tar.zst and .tar, diff -u.
+ * And the floors of the machine: gzip -dc, igzip -dc, sha256sum, GNU tar -x
+ * and -c, Deno's own start-up. Imports run with the page cache dropped.
  *
- * Environment: BENCH_MB (default 160), BENCH_FILES (default 6000), BENCH_DIR (temp parent).
+ * Prints a Markdown table and writes it to `bench/results/<date>.md`. Run it
+ * as root (overlay, dropping caches); without the reference CLI only our
+ * column is filled.
+ *
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { applyTar } from "../lib/archive/apply.ts";
-import { openFileStream } from "../lib/archive/file_stream.ts";
-import { inspectLayer } from "../lib/archive/layer_stream.ts";
-import { REBUILD_CHUNK, rebuildTar } from "../lib/archive/tar_split.ts";
+import { writeBigStore } from "./big_store.ts";
+import { generate } from "./generate.ts";
+import { evict, run, type Sample, type Summary, summary } from "./measure.ts";
 
 const MB = 1024 * 1024;
-const targetBytes = Number(Deno.env.get("BENCH_MB") ?? 160) * MB;
-const targetFiles = Number(Deno.env.get("BENCH_FILES") ?? 6000);
-
-/** Deterministic PRNG (mulberry32) so every run builds the same tree. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface TreeStats {
-  files: number;
-  dirs: number;
-  symlinks: number;
-  hardlinks: number;
-  bytes: number;
-}
-
-/** Writes the tree: many small files, some medium, a few large, like a distro rootfs. */
-function generate(root: string): TreeStats {
-  const rand = rng(42);
-  const pool = new Uint8Array(8 * MB);
-  for (let i = 0; i < pool.length; i += 65536) crypto.getRandomValues(pool.subarray(i, i + 65536));
-  const stats: TreeStats = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0 };
-  const dirs: string[] = [];
-  for (
-    const top of [
-      "bin",
-      "etc",
-      "lib",
-      "usr/bin",
-      "usr/lib",
-      "usr/share/doc",
-      "usr/share/locale",
-      "var/lib",
-    ]
-  ) {
-    for (let i = 0; i < 40; i++) {
-      const d = `${top}/d${i}${i % 3 === 0 ? `/sub${i}` : ""}`;
-      Deno.mkdirSync(`${root}/${d}`, { recursive: true });
-      dirs.push(d);
-    }
-  }
-  stats.dirs = dirs.length;
-  const big = Math.floor(targetBytes * 0.45); // a few large files carry ~45% of the bytes
-  const bigCount = 12;
-  const smallBudget = targetBytes - big;
-  const smallCount = targetFiles - bigCount;
-  const files: string[] = [];
-  const write = (path: string, size: number) => {
-    const f = Deno.openSync(path, { write: true, create: true, truncate: true });
-    let left = size;
-    while (left > 0) {
-      const off = Math.floor(rand() * (pool.length - Math.min(left, MB)));
-      const n = Math.min(left, MB);
-      let w = 0;
-      while (w < n) w += f.writeSync(pool.subarray(off + w, off + n));
-      left -= n;
-    }
-    f.close();
-    stats.files++;
-    stats.bytes += size;
-  };
-  for (let i = 0; i < bigCount; i++) {
-    write(`${root}/${dirs[i * 7]}/large${i}.bin`, Math.floor(big / bigCount));
-  }
-  const mean = smallBudget / smallCount;
-  for (let i = 0; i < smallCount; i++) {
-    // Log-uniform-ish sizes around the mean: many tiny files, some of a few hundred KB.
-    const size = Math.floor(mean * Math.exp((rand() - 0.5) * 4) / 1.8);
-    const p = `${root}/${dirs[Math.floor(rand() * dirs.length)]}/f${i}${
-      i % 5 === 0 ? ".so.1" : ""
-    }`;
-    write(p, size);
-    files.push(p);
-  }
-  for (let i = 0; i < 300; i++) {
-    const d = dirs[Math.floor(rand() * dirs.length)];
-    Deno.symlinkSync(`../${i % 2 ? "lib" : "etc"}/target${i}`, `${root}/${d}/link${i}`);
-    stats.symlinks++;
-  }
-  for (let i = 0; i < 100; i++) {
-    Deno.linkSync(files[i * 13], `${files[i * 13]}.hard`);
-    stats.hardlinks++;
-  }
-  return stats;
-}
-
-/** Samples RSS while `fn` runs; returns its duration (s) and the peak RSS (bytes). */
-async function measure(fn: () => Promise<unknown>): Promise<{ s: number; rss: number }> {
-  let rss = Deno.memoryUsage().rss;
-  const timer = setInterval(() => (rss = Math.max(rss, Deno.memoryUsage().rss)), 20);
-  const t0 = performance.now();
-  try {
-    await fn();
-  } finally {
-    clearInterval(timer);
-  }
-  rss = Math.max(rss, Deno.memoryUsage().rss);
-  return { s: (performance.now() - t0) / 1000, rss };
-}
-
-async function sh(cmd: string, args: string[]): Promise<number> {
-  const t0 = performance.now();
-  const r = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
-  if (r.code !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
-  }
-  return (performance.now() - t0) / 1000;
-}
-
-async function shOut(cmd: string, args: string[]): Promise<string> {
-  const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (r.code !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
-  }
-  return new TextDecoder().decode(r.stdout).trim();
-}
-
-async function sha256(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const h = createHash("sha256");
-  for await (const c of stream) h.update(c);
-  return h.digest("hex");
-}
+let RUNS = Number(Deno.env.get("BENCH_RUNS") ?? 5);
+const DRIVERS = (Deno.env.get("BENCH_DRIVERS") ?? "overlay,vfs").split(",");
+const ROOTFS = Deno.env.get("BENCH_ROOTFS");
+const started = performance.now();
 
 function which(name: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
     try {
-      Deno.statSync(`${dir}/${name}`);
-      return `${dir}/${name}`;
+      if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
     } catch {
       // not here
     }
@@ -163,130 +43,379 @@ function which(name: string): string | undefined {
   return undefined;
 }
 
-function vmHWM(): number {
-  const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
-  return m ? Number(m[1]) * 1024 : 0;
+interface Tool {
+  name: "ours" | "reference";
+  argv: string[];
 }
 
-const tmp = await Deno.makeTempDir({ dir: Deno.env.get("BENCH_DIR"), prefix: "cs-bench-" });
-const rows: string[][] = [];
+const tools: Tool[] = [{
+  name: "ours",
+  argv: [Deno.execPath(), "run", "-A", new URL("../cli.ts", import.meta.url).pathname],
+}];
+const ref = which("containers-storage");
+if (ref) tools.push({ name: "reference", argv: [ref] });
+
+/** One line of the table. */
+interface Row {
+  workload: string;
+  op: string;
+  driver: string;
+  ours?: Summary;
+  reference?: Summary;
+}
+const rows: Row[] = [];
+const floors: { what: string; sum: Summary }[] = [];
+
+const tmp = await Deno.makeTempDir({
+  dir: Deno.env.get("BENCH_DIR") ?? "/var/tmp",
+  prefix: "bench-",
+});
+
+/** A store per tool and driver: the CLI's argv with its roots. */
+function cs(tool: Tool, driver: string, tag: string): string[] {
+  const root = `${tmp}/${tag}-${tool.name}-${driver}`;
+  return [...tool.argv, "-g", `${root}/g`, "-R", `${root}/r`, "-s", driver];
+}
+
+function lastLine(s: string): string {
+  return s.split("\n").pop()!.trim();
+}
+
+/**
+ * Times `op` for every tool, RUNS times, the tools taking turns (the first
+ * one alternates). `prepare` runs untimed before each timed run and gives
+ * the argv; `after` cleans up untimed.
+ */
+async function bench(
+  row: Omit<Row, "ours" | "reference">,
+  prepare: (tool: Tool) => Promise<{ argv: string[]; stdout?: string; evict?: string }>,
+  after?: (tool: Tool, sample: Sample) => Promise<void>,
+): Promise<void> {
+  const samples = new Map<string, Sample[]>(tools.map((t) => [t.name, []]));
+  for (let i = 0; i < RUNS; i++) {
+    const order = i % 2 ? [...tools].reverse() : tools;
+    for (const tool of order) {
+      const p = await prepare(tool);
+      if (p.evict) await evict(p.evict);
+      const sample = await run(p.argv, { stdout: p.stdout });
+      samples.get(tool.name)!.push(sample);
+      await after?.(tool, sample);
+    }
+  }
+  const r: Row = { ...row };
+  for (const t of tools) r[t.name] = summary(samples.get(t.name)!);
+  rows.push(r);
+  const o = r.ours!, f = r.reference;
+  console.error(
+    `${row.workload} ${row.op} (${row.driver}): ours ${o.med.toFixed(3)} s` +
+      (f ? `, reference ${f.med.toFixed(3)} s, ratio ${(o.med / f.med).toFixed(2)}` : "") +
+      ` [${((performance.now() - started) / 1000).toFixed(0)} s]`,
+  );
+}
+
+async function once(argv: string[]): Promise<string> {
+  return (await run(argv)).stdout;
+}
+
+/** Imports of one tarball (in each compression given) and diff -u, on one driver. */
+async function importAndDiff(
+  workload: string,
+  tag: string,
+  files: { gz: string; zst?: string; tar: string },
+  driver: string,
+): Promise<Map<string, string>> {
+  const kept = new Map<string, string>();
+  const formats: [string, string][] = files.zst
+    ? [["gzip", files.gz], ["zstd", files.zst], ["uncompressed", files.tar]]
+    : [["gzip", files.gz]];
+  for (const [what, file] of formats) {
+    await bench({ workload, op: `import-layer (${what})`, driver }, (tool) =>
+      Promise.resolve({
+        argv: [...cs(tool, driver, tag), "import-layer", "-f", file],
+        evict: file,
+      }), async (tool, sample) => {
+      const id = lastLine(sample.stdout);
+      if (what === "gzip" && !kept.has(tool.name)) kept.set(tool.name, id);
+      else await once([...cs(tool, driver, tag), "delete-layer", id]);
+    });
+  }
+  const out = (tool: Tool) => `${tmp}/${tag}-${tool.name}-${driver}.diff.tar`;
+  await bench({ workload, op: "diff -u", driver }, (tool) =>
+    Promise.resolve({
+      argv: [...cs(tool, driver, tag), "diff", "-u", "-f", out(tool), kept.get(tool.name)!],
+    }));
+  for (const tool of tools) {
+    const same = await new Deno.Command("cmp", { args: ["-s", out(tool), files.tar] }).output();
+    if (!same.success) throw new Error(`${tool.name}: diff -u is not the imported tarball`);
+    Deno.removeSync(out(tool));
+  }
+  return kept;
+}
+
+/** The operations on layers, images and containers of the generated workload. */
+async function storeOps(
+  workload: string,
+  tag: string,
+  tar: string,
+  driver: string,
+  layers: Map<string, string>,
+) {
+  const store = (tool: Tool) => cs(tool, driver, tag);
+  const target = new Map<string, string>();
+  await bench({ workload, op: "applydiff", driver }, async (tool) => {
+    target.set(tool.name, lastLine(await once([...store(tool), "create-layer"])));
+    return { argv: [...store(tool), "applydiff", "-f", tar, target.get(tool.name)!], evict: tar };
+  }, async (tool) => {
+    await once([...store(tool), "delete-layer", target.get(tool.name)!]);
+  });
+  await bench(
+    { workload, op: "mount", driver },
+    (tool) => Promise.resolve({ argv: [...store(tool), "mount", layers.get(tool.name)!] }),
+    async (tool) => {
+      await once([...store(tool), "unmount", layers.get(tool.name)!]);
+    },
+  );
+  await bench({ workload, op: "unmount", driver }, async (tool) => {
+    await once([...store(tool), "mount", layers.get(tool.name)!]);
+    return { argv: [...store(tool), "unmount", layers.get(tool.name)!] };
+  });
+  const images = new Map<string, string>();
+  for (const tool of tools) {
+    images.set(
+      tool.name,
+      lastLine(await once([...store(tool), "create-image", "-n", "bench", layers.get(tool.name)!])),
+    );
+  }
+  await bench(
+    { workload, op: "create-container", driver },
+    (tool) =>
+      Promise.resolve({ argv: [...store(tool), "create-container", images.get(tool.name)!] }),
+    async (
+      tool,
+      sample,
+    ) => {
+      await once([...store(tool), "delete-container", lastLine(sample.stdout)]);
+    },
+  );
+  await bench({ workload, op: "delete-image (3 layers collected)", driver }, async (tool) => {
+    let parent: string[] = [];
+    for (let k = 0; k < 3; k++) {
+      parent = [lastLine(await once([...store(tool), "create-layer", ...parent]))];
+    }
+    const img = lastLine(await once([...store(tool), "create-image", parent[0]]));
+    return { argv: [...store(tool), "delete-image", img] };
+  });
+  const tops = new Map<string, string>();
+  for (const tool of tools) {
+    let parent: string[] = [];
+    for (let k = 0; k < 20; k++) {
+      parent = [lastLine(await once([...store(tool), "create-layer", ...parent]))];
+    }
+    tops.set(tool.name, parent[0]);
+  }
+  await bench(
+    { workload, op: "mount a 20-layer chain", driver },
+    (tool) => Promise.resolve({ argv: [...store(tool), "mount", tops.get(tool.name)!] }),
+    async (tool) => {
+      await once([...store(tool), "unmount", tops.get(tool.name)!]);
+    },
+  );
+}
+
+/**
+ * Peak RSS on a 1 GiB layer (`base` plus an 800 MiB file): import of its
+ * .tar.gz and diff -u, `BENCH_BIG_RUNS` times (default 2): the numbers that
+ * show memory flat in layer size.
+ */
+async function gigabyteLayer(base: string, driver: string) {
+  const dir = `${tmp}/big-src/bench-big`;
+  Deno.mkdirSync(dir, { recursive: true });
+  await run(["head", "-c", "800M", "/dev/urandom"], { stdout: `${dir}/big.bin` });
+  const tar = `${tmp}/gigabyte.tar`;
+  await run(["cp", base, tar]);
+  await run(["tar", "--numeric-owner", "-rf", tar, "-C", `${tmp}/big-src`, "bench-big"]);
+  await Deno.remove(`${tmp}/big-src`, { recursive: true });
+  const gz = `${tmp}/gigabyte.tar.gz`;
+  await run([which("igzip") ? "igzip" : "gzip", "-1", "-c", tar], { stdout: gz });
+  const workload = `1 GiB layer (${(Deno.statSync(tar).size / MB).toFixed(0)} MB tar)`;
+  const saved = RUNS;
+  RUNS = Number(Deno.env.get("BENCH_BIG_RUNS") ?? 2);
+  try {
+    await importAndDiff(workload, "gig", { gz, tar }, driver);
+  } finally {
+    RUNS = saved;
+  }
+  for (const tool of tools) await run([...cs(tool, driver, "gig"), "shutdown"]).catch(() => {});
+  await Deno.remove(tar);
+  await Deno.remove(gz);
+}
+
+/** Listing on the big store (2,000 layers, 500 images, 200 containers). */
+async function listings(driver: string) {
+  const workload = "2,000-layer store";
+  for (const tool of tools) {
+    await once([...cs(tool, driver, "big"), "layers"]); // creates the store's directories
+    writeBigStore(`${tmp}/big-${tool.name}-${driver}/g`, driver);
+  }
+  for (const what of ["layers", "images", "containers"]) {
+    await bench(
+      { workload, op: what, driver },
+      (tool) => Promise.resolve({ argv: [...cs(tool, driver, "big"), what] }),
+    );
+  }
+}
+
+/** The machine's floors on `tar` (uncompressed) and its .gz. */
+async function measureFloors(tar: string, gz: string) {
+  const floor = async (what: string, argv: () => Promise<string[]>, stdout?: string) => {
+    const samples: Sample[] = [];
+    for (let i = 0; i < RUNS; i++) samples.push(await run(await argv(), { stdout }));
+    floors.push({ what, sum: summary(samples) });
+  };
+  await floor("gzip -dc", () => Promise.resolve(["gzip", "-dc", gz]), "/dev/null");
+  if (which("igzip")) {
+    await floor("igzip -dc (ISA-L)", () => Promise.resolve(["igzip", "-dc", gz]), "/dev/null");
+  }
+  await floor("sha256sum of the tar", () => Promise.resolve(["sha256sum", tar]));
+  const x = `${tmp}/floor-x`;
+  let n = 0;
+  await floor("GNU tar -x", async () => {
+    await Deno.remove(x, { recursive: true }).catch(() => {});
+    Deno.mkdirSync(x);
+    await evict(tar);
+    return ["tar", "--numeric-owner", "--xattrs", "-xf", tar, "-C", x];
+  });
+  await floor("GNU tar -c", async () => {
+    await Deno.remove(`${tmp}/floor-${n}.tar`).catch(() => {});
+    return ["tar", "--numeric-owner", "--xattrs", "-cf", `${tmp}/floor-${++n}.tar`, "-C", x, "."];
+  });
+  await Deno.remove(x, { recursive: true });
+  const script = `${tmp}/hello.ts`;
+  Deno.writeTextFileSync(script, "console.log(1);\n");
+  await floor(
+    "deno run of a one-line script",
+    () => Promise.resolve([Deno.execPath(), "run", script]),
+  );
+}
+
+/** CPU, cores, memory, kernel, Deno and the reference's version. */
+async function machine(): Promise<string> {
+  const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
+  const mem = Number(Deno.readTextFileSync("/proc/meminfo").match(/MemTotal:\s*(\d+)/)?.[1]) /
+    1024 / 1024;
+  const refVersion = ref
+    ? await once(["dpkg-query", "-W", "-f", "${Version}", "containers-storage"]).catch(() => "?")
+    : "not installed";
+  return `${cpu}, ${navigator.hardwareConcurrency} cores, ${
+    mem.toFixed(0)
+  } GiB RAM; Linux ${Deno.osRelease()}; ` +
+    `Deno ${Deno.version.deno}; reference containers-storage ${refVersion}; ${RUNS} runs each`;
+}
+
+function cell(s?: Summary): string {
+  return s ? `${s.med.toFixed(3)} (${s.min.toFixed(3)}–${s.max.toFixed(3)})` : "–";
+}
+
+function table(header: string): string {
+  const lines = [
+    header,
+    "",
+    "| workload | operation | driver | ours s, median (min–max) | reference s | ours/ref | ours peak RSS MB | ref peak RSS MB |",
+    "|---|---|---|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of rows) {
+    const ratio = r.ours && r.reference ? (r.ours.med / r.reference.med).toFixed(2) : "–";
+    lines.push(
+      `| ${r.workload} | ${r.op} | ${r.driver} | ${cell(r.ours)} | ${
+        cell(r.reference)
+      } | ${ratio} | ${r.ours?.rssMB.toFixed(0) ?? "–"} | ${
+        r.reference?.rssMB.toFixed(0) ?? "–"
+      } |`,
+    );
+  }
+  lines.push("", "Floors of the machine on the same data:", "");
+  lines.push("| floor | s, median (min–max) | peak RSS MB |", "|---|---:|---:|");
+  for (const f of floors) lines.push(`| ${f.what} | ${cell(f.sum)} | ${f.sum.rssMB.toFixed(0)} |`);
+  return lines.join("\n") + "\n";
+}
+
+/** `tar` with its .gz (gzip -6, or the one beside it) and .zst (zstd -3). */
+async function compressed(tar: string, name: string) {
+  let gz = `${tmp}/${name}.tar.gz`;
+  const zst = `${tmp}/${name}.tar.zst`;
+  // a .tar.gz made beside the tar (as README says) is used as it is
+  const beside = tar.replace(/\.tar$/, ".tar.gz");
+  const exists = (() => {
+    try {
+      return Deno.statSync(beside).isFile;
+    } catch {
+      return false;
+    }
+  })();
+  if (beside !== tar && exists) gz = beside;
+  else await run(["gzip", "-c", tar], { stdout: gz });
+  await run(["zstd", "-q", "-c", tar], { stdout: zst });
+  return { tar, gz, zst };
+}
+
 try {
   const src = `${tmp}/src`;
-  Deno.mkdirSync(src);
-  console.error(`generating ~${targetBytes / MB} MB, ${targetFiles} files in ${src} …`);
-  const stats = generate(src);
-  const tarPath = `${tmp}/layer.tar`;
-  const tarC = await sh("tar", ["-cf", tarPath, "-C", src, "."]);
-  const tarBytes = Deno.statSync(tarPath).size;
-  const entries = stats.files + stats.dirs + stats.symlinks + stats.hardlinks;
-  const mbOf = tarBytes / MB;
-  const row = (what: string, s: number, rss?: number) =>
-    rows.push([
-      what,
-      s.toFixed(2),
-      (mbOf / s).toFixed(0),
-      (entries / s).toFixed(0),
-      rss === undefined ? "-" : (rss / MB).toFixed(0),
+  const bytes = Number(Deno.env.get("BENCH_MB") ?? 64) * MB;
+  const files = Number(Deno.env.get("BENCH_FILES") ?? 3000);
+  console.error(`generating ${bytes / MB} MB in ${files} files …`);
+  const stats = generate(src, { bytes, files });
+  const genTar = `${tmp}/generated.tar`;
+  await run(["tar", "--numeric-owner", "-cf", genTar, "-C", src, "."]);
+  await Deno.remove(src, { recursive: true });
+  const generated = await compressed(genTar, "generated");
+  const workloads: [string, typeof generated][] = [[
+    `generated (${stats.files} files, ${(Deno.statSync(genTar).size / MB).toFixed(0)} MB tar)`,
+    generated,
+  ]];
+  let rootfs: typeof generated | undefined;
+  if (ROOTFS) {
+    rootfs = await compressed(ROOTFS, "rootfs");
+    workloads.push([
+      `rootfs ${ROOTFS.split("/").pop()} (${(Deno.statSync(ROOTFS).size / MB).toFixed(0)} MB tar)`,
+      rootfs,
     ]);
-  await sh("sync", []);
-
-  row("GNU tar -c", tarC);
-  Deno.mkdirSync(`${tmp}/gnu`);
-  await sh("sync", []);
-  row("GNU tar -x", await sh("tar", ["-xf", tarPath, "-C", `${tmp}/gnu`]));
-
-  const baseRss = Deno.memoryUsage().rss;
-  Deno.mkdirSync(`${tmp}/ours`);
-  await sh("sync", []);
-  const apply = await measure(async () => {
-    const f = await Deno.open(tarPath);
-    await applyTar(f.readable, `${tmp}/ours`, { whiteoutFormat: "aufs" });
-  });
-  row("our applyTar", apply.s, apply.rss);
-
-  Deno.mkdirSync(`${tmp}/ours2`);
-  await sh("sync", []);
-  const splitPath = `${tmp}/layer.tar-split.gz`;
-  const store = await measure(async () => {
-    const f = await Deno.open(tarPath);
-    const sink = await Deno.create(splitPath);
-    const { tar, done } = inspectLayer(f.readable, sink.writable);
-    await applyTar(tar, `${tmp}/ours2`, { whiteoutFormat: "aufs" });
-    await tar.cancel().catch(() => {});
-    const info = await done;
-    if (info.uncompressedSize !== tarBytes) throw new Error("inspectLayer size mismatch");
-  });
-  row("our apply + digests + tar-split", store.s, store.rss);
-
-  await sh("sync", []);
-  let got = "";
-  const rebuild = await measure(async () => {
-    const getter = {
-      get: (name: string) => Promise.resolve(openFileStream(`${tmp}/ours2/${name}`)),
-      close: () => Promise.resolve(),
-    };
-    // One reused buffer, as a consumer that writes each chunk out before the next would.
-    const r = rebuildTar((await Deno.open(splitPath)).readable, getter).getReader({ mode: "byob" });
-    const h = createHash("sha256");
-    let buf = new Uint8Array(REBUILD_CHUNK);
-    for (let c; !(c = await r.read(buf)).done; buf = new Uint8Array(c.value.buffer)) {
-      h.update(c.value);
-    }
-    got = h.digest("hex");
-  });
-  // Hashed only now: its garbage would otherwise count in the rebuild's peak RSS.
-  const want = await sha256((await Deno.open(tarPath)).readable);
-  if (got !== want) throw new Error(`rebuild differs: ${got} != ${want}`);
-  row("our tar-split rebuild (sha256 ok)", rebuild.s, rebuild.rss);
-  row("sha256sum of the tar", await sh("sha256sum", [tarPath]));
-
-  // The same operations through each tool's front door, on the same tarball,
-  // gzip-compressed as registries serve layers: our CLI and the reference CLI.
-  const gzPath = `${tmp}/layer.tar.gz`;
-  await sh("sh", ["-c", `gzip -1 -c ${tarPath} > ${gzPath}`]);
-  const refCli = which("containers-storage");
-  const ourCli = [Deno.execPath(), "run", "-A", new URL("../cli.ts", import.meta.url).pathname];
-  const driver = Deno.uid() === 0 ? "overlay" : "vfs";
-  const tools: [string, string[]][] = [["our CLI", ourCli]];
-  if (refCli && Deno.uid() === 0) tools.push(["reference", [refCli]]);
-  for (const [who, argv] of tools) {
-    const root = `${tmp}/${who.replace(" ", "-")}`;
-    const cs = [...argv.slice(1), "-g", `${root}/g`, "-R", `${root}/r`, "-s", driver];
-    await sh("sync", []);
-    const t0 = performance.now();
-    const id = (await shOut(argv[0], [...cs, "import-layer", "-f", gzPath])).split("\n").pop()!;
-    row(`${who} import-layer .tar.gz (${driver})`, (performance.now() - t0) / 1000);
-    await sh("sync", []);
-    row(
-      `${who} diff -u (${driver})`,
-      await sh(argv[0], [...cs, "diff", "-u", "-f", `${root}/d.tar`, id]),
-    );
-    if (await sha256((await Deno.open(`${root}/d.tar`)).readable) !== want) {
-      throw new Error(`${who}: diff -u is not the imported tarball`);
-    }
-    await sh(argv[0], [...cs, "delete-layer", id]);
-    await sh(argv[0], [...cs, "shutdown"]).catch(() => 0);
-    await new Deno.Command("umount", { args: [`${root}/g/${driver}`], stderr: "null" }).output();
   }
-
-  console.log(
-    `\ntree: ${stats.files} files (${stats.hardlinks} more hard links), ${stats.dirs} dirs, ${stats.symlinks} symlinks, ` +
-      `${(stats.bytes / MB).toFixed(0)} MB of file data; tar ${
-        mbOf.toFixed(0)
-      } MB, ${entries} entries`,
-  );
-  const head = ["operation", "seconds", "MB/s", "entries/s", "peak RSS MB"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) =>
-    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  console.log(line(head));
-  for (const r of rows) console.log(line(r));
-  console.log(
-    `RSS before our phases ${(baseRss / MB).toFixed(0)} MB; process VmHWM ${
-      (vmHWM() / MB).toFixed(0)
-    } MB ` +
-      `(includes tree generation).`,
-  );
+  for (const driver of DRIVERS) {
+    for (const [i, [workload, files]] of workloads.entries()) {
+      const tag = i === 0 ? "gen" : "rootfs";
+      const layers = await importAndDiff(workload, tag, files, driver);
+      if (i === 0) await storeOps(workload, tag, files.tar, driver, layers);
+    }
+    await listings(driver);
+    if (rootfs && driver === DRIVERS[0] && Deno.env.get("BENCH_BIG") !== "0") {
+      await gigabyteLayer(rootfs.tar, driver);
+    }
+    for (const tool of tools) {
+      for (const w of ["gen", "rootfs", "big"]) {
+        await run([...cs(tool, driver, w), "shutdown"]).catch(() => {});
+      }
+    }
+  }
+  await measureFloors(rootfs?.tar ?? generated.tar, rootfs?.gz ?? generated.gz);
+  const header = `## ${
+    new Date().toISOString().slice(0, 10)
+  }: ours vs reference\n\nMachine: ${await machine()}.`;
+  const md = table(header);
+  console.log(md);
+  const dir = new URL("./results/", import.meta.url);
+  Deno.mkdirSync(dir, { recursive: true });
+  Deno.writeTextFileSync(new URL(`${new Date().toISOString().slice(0, 10)}.md`, dir), md);
+  console.error(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
 } finally {
+  for (const d of Deno.readDirSync(tmp)) {
+    if (!d.isDirectory) continue;
+    for (const sub of ["overlay", "vfs"]) {
+      await new Deno.Command("umount", {
+        args: ["-R", `${tmp}/${d.name}/g/${sub}`],
+        stderr: "null",
+      })
+        .output();
+    }
+  }
   await Deno.remove(tmp, { recursive: true });
 }
