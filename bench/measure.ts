@@ -93,3 +93,13 @@ export async function evict(file: string): Promise<void> {
     args: [`if=${file}`, "iflag=nocache", "count=0", "status=none"],
   }).output();
 }
+
+/** Empties the whole page cache (root only): executables and data are read from disk again. */
+export async function dropCaches(): Promise<void> {
+  await new Deno.Command("sync").output();
+  try {
+    Deno.writeTextFileSync("/proc/sys/vm/drop_caches", "3");
+  } catch {
+    // not root: caches stay warm
+  }
+}
