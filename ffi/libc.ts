@@ -79,11 +79,34 @@ export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 let lib: Libc | undefined;
 let errnoView: Deno.UnsafePointerView | undefined;
 
-/** Opens libc on first use and returns its symbols. */
+/**
+ * libc's symbols, each bound on its first use: binding the whole table
+ * costs about a millisecond a symbol, which a small command (one that takes
+ * a lock and reads a file) would pay for dozens it never calls.
+ */
 export function libc(): Libc {
   if (lib) return lib;
+  const table: Record<string, unknown> = {};
+  for (const name of Object.keys(SYMBOLS) as (keyof typeof SYMBOLS)[]) {
+    Object.defineProperty(table, name, {
+      enumerable: true,
+      configurable: true,
+      get() {
+        const symbol = bind(name);
+        Object.defineProperty(table, name, { value: symbol, enumerable: true });
+        return symbol;
+      },
+    });
+  }
+  lib = table as Libc;
+  return lib;
+}
+
+/** Binds one symbol of libc; without --allow-ffi this throws {@linkcode ErrPermission}. */
+function bind<K extends keyof typeof SYMBOLS>(name: K): Libc[K] {
   try {
-    lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    const one = { [name]: SYMBOLS[name] } as Pick<typeof SYMBOLS, K>;
+    return Deno.dlopen("libc.so.6", one).symbols[name] as Libc[K];
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
       throw new ErrPermission("ffi", {
@@ -93,7 +116,6 @@ export function libc(): Libc {
     }
     throw e;
   }
-  return lib;
 }
 
 /** The calling thread's errno; call it right after the failing libc call. */

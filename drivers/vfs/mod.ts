@@ -17,11 +17,6 @@
  */
 
 import { join } from "../../lib/path.ts";
-import { applyTar } from "../../lib/archive/apply.ts";
-import { changesDirs, changesSize } from "../../lib/archive/changes.ts";
-import { exportChanges, exportTree } from "../../lib/archive/export.ts";
-import { openFileStream } from "../../lib/archive/file_stream.ts";
-import { SafeRoot } from "../../lib/archive/safe_path.ts";
 import { ErrDriverNotSupported } from "../../lib/errors.ts";
 import { type IDMappings, rootPairOrKeep } from "../../lib/idmap.ts";
 import { lchown } from "../../ffi/fs.ts";
@@ -189,6 +184,7 @@ class VfsDriver implements Driver {
   }
 
   async applyDiff(id: string, _parent: string, opts: ApplyDiffOpts): Promise<number> {
+    const { applyTar } = await import("../../lib/archive/apply.ts");
     const dir = await this.get(id, { mountLabel: opts.mountLabel });
     const r = await applyTar(opts.diff, dir, {
       whiteoutFormat: "aufs",
@@ -205,6 +201,7 @@ class VfsDriver implements Driver {
     parent: string,
     parentMappings: IDMappings | undefined,
   ): Promise<{ dir: string; changes: Change[] }> {
+    const { changesDirs } = await import("../../lib/archive/changes.ts");
     const dir = await this.get(id);
     const parentDir = parent === "" ? undefined : await this.get(parent);
     return { dir, changes: await changesDirs(dir, parentDir, { mappings, parentMappings }) };
@@ -216,6 +213,7 @@ class VfsDriver implements Driver {
     parent: string,
     parentMappings: IDMappings | undefined,
   ): Promise<ReadableStream<Uint8Array>> {
+    const { exportChanges, exportTree } = await import("../../lib/archive/export.ts");
     // without a parent the reference tars the whole directory (its walk order, not ExportChanges')
     if (parent === "") return exportTree(await this.get(id), { mappings });
     const { dir, changes } = await this.#changes(id, mappings, parent, parentMappings);
@@ -237,16 +235,19 @@ class VfsDriver implements Driver {
     parent: string,
     parentMappings: IDMappings | undefined,
   ): Promise<number> {
+    const { changesSize } = await import("../../lib/archive/changes.ts");
     const { dir, changes } = await this.#changes(id, mappings, parent, parentMappings);
     return await changesSize(dir, changes);
   }
 
-  diffGetter(id: string): Promise<FileGetter> {
+  async diffGetter(id: string): Promise<FileGetter> {
+    const { SafeRoot } = await import("../../lib/archive/safe_path.ts");
+    const { openFileStream } = await import("../../lib/archive/file_stream.ts");
     const root = new SafeRoot(this.dir(id));
-    return Promise.resolve({
+    return {
       get: (path: string) => Promise.resolve(openFileStream(root.entryPath(path))),
       async close() {},
-    });
+    };
   }
 
   supportsShifting(): boolean {

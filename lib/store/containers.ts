@@ -31,10 +31,8 @@ import { type Container, MOUNT_LABEL_FLAG, PROCESS_LABEL_FLAG } from "../contain
 import { type IDMap, type IDMappings, idMappingsForUser } from "../idmap.ts";
 import type { Image } from "../images/image.ts";
 import type { ImageStore } from "../images/image_store.ts";
-import { diffSize } from "../layers/diff.ts";
 import type { Layer } from "../layers/layer.ts";
 import { mount, parentOwners, unmount } from "../layers/mounts.ts";
-import { put } from "../layers/put.ts";
 import { type IDMappingOptions, imageTopLayerForMapping } from "./images.ts";
 import {
   allImageStores,
@@ -132,6 +130,7 @@ async function sizeFromImage(p: StoreParts, image: Image, o: AutoUserNsOptions):
     name = layer.parent ?? "";
   }
   const ls = p.layerStore;
+  const { put } = await import("../layers/put.ts");
   const scratch = (await put(ls, { parent: top })).layer;
   try {
     const root = await mount(ls, scratch.id, {});
@@ -243,6 +242,7 @@ export async function createContainer(
       }
       const shifting = canUseShifting(p, uidMap, gidMap);
       const ls = p.layerStore;
+      const { put } = await import("../layers/put.ts");
       const { layer } = await put(ls, {
         id: o.layerID,
         parent: top,
@@ -391,6 +391,7 @@ export async function containerSize(p: StoreParts, idOrName: string): Promise<nu
       const c = cs.get(idOrName);
       const ls = allLayerStores(p).find((s) => s.exists(c.layer));
       if (!ls) throw new ErrLayerUnknown(c.layer);
+      const { diffSize } = await import("../layers/diff.ts");
       let size = await diffSize(ls, "", c.layer);
       for (const key of cs.bigDataNames(c.id)) size += await cs.bigDataSize(c.id, key);
       return size + treeSize(graphDir) + treeSize(runDir);

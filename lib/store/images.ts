@@ -24,8 +24,6 @@ import type { IDMap } from "../idmap.ts";
 import type { Image } from "../images/image.ts";
 import type { ImageStore, ManifestDigester } from "../images/image_store.ts";
 import type { Layer } from "../layers/layer.ts";
-import { put } from "../layers/put.ts";
-import { diffSize } from "../layers/diff.ts";
 import {
   allImageStores,
   allLayerStores,
@@ -231,7 +229,8 @@ export async function imageSize(p: StoreParts, id: string): Promise<number> {
       const ls = layerStoreOf(p, layerID);
       if (!ls) throw new ErrLayerUnknown(layerID);
       const layer = ls.get(layerID);
-      size += layer["diff-digest"] ? layer["diff-size"] ?? 0 : await diffSize(ls, "", layer.id);
+      if (layer["diff-digest"]) size += layer["diff-size"] ?? 0;
+      else size += await (await import("../layers/diff.ts")).diffSize(ls, "", layer.id);
       if (layer.parent) queue.push(layer.parent);
     }
     for (const key of is.bigDataNames(image.id)) size += await is.bigDataSize(image.id, key);
@@ -291,6 +290,7 @@ export async function imageTopLayerForMapping(
   const shifting = canUseShifting(p, want.uidMap, want.gidMap);
   let mapped: Layer;
   try {
+    const { put } = await import("../layers/put.ts");
     mapped = (await put(p.layerStore, {
       parent: fallback.parent,
       mountLabel: fallback.layer.mountlabel ?? "",

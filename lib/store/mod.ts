@@ -24,11 +24,11 @@
  * @module
  */
 
-import { join, resolve } from "node:path";
+import { join, resolve } from "../path.ts";
 import type { Change, Driver, MountOpts } from "../../drivers/driver.ts";
 import { pickDriver } from "../../drivers/registry.ts";
 import type { Compression } from "../archive/compression.ts";
-import { passOn } from "../archive/pass_on.ts";
+import type { passOn } from "../archive/pass_on.ts";
 import type { StoreOptions } from "../config.ts";
 import type { Container } from "../containers/container.ts";
 import { isVolatile, mountOptsOf } from "../containers/container.ts";
@@ -54,9 +54,7 @@ import { ImageStore, type ManifestDigester } from "../images/image_store.ts";
 import { isValidDigest } from "../images/manifest_digest.ts";
 import type { CreateLayerOptions, Layer, PutLayerOptions } from "../layers/layer.ts";
 import { LockFile } from "../lockfile.ts";
-import * as diffs from "../layers/diff.ts";
 import * as mounts from "../layers/mounts.ts";
-import { applyDiff, put } from "../layers/put.ts";
 import { LayerStore } from "../layers/layer_store.ts";
 import {
   deleteAny,
@@ -350,6 +348,7 @@ export class Store {
    * or the store's for a base layer. A container's layer cannot be a parent.
    */
   async putLayer(opts: PutLayerOptions): Promise<{ layer: Layer; size: number }> {
+    const { put } = await import("../layers/put.ts");
     const p = this.#p;
     const { parent, hostUIDMapping, hostGIDMapping } = opts;
     let uidMap = (hostUIDMapping ? undefined : opts.uidMap) ?? [];
@@ -389,6 +388,7 @@ export class Store {
     diff: ReadableStream<Uint8Array>,
     opts: ProgressOptions = {},
   ): Promise<number> {
+    const { applyDiff } = await import("../layers/put.ts");
     const ls = this.#p.layerStore;
     return await ls.writing(() => {
       if (!ls.exists(to)) throw new ErrLayerUnknown(to);
@@ -407,6 +407,8 @@ export class Store {
     to: string,
     opts?: { compression?: Compression } & ProgressOptions,
   ): Promise<ReadableStream<Uint8Array>> {
+    const diffs = await import("../layers/diff.ts");
+    const { passOn } = await import("../archive/pass_on.ts");
     for (const ls of allLayerStores(this.#p)) {
       await ls.startReading();
       let handedOver = false;
@@ -414,7 +416,7 @@ export class Store {
         if (!ls.exists(to)) continue;
         const stream = await diffs.diff(ls, from, to, opts);
         handedOver = true;
-        return unlockWhenDone(stream, () => ls.stopReading());
+        return unlockWhenDone(stream, () => ls.stopReading(), passOn);
       } finally {
         if (!handedOver) ls.stopReading();
       }
@@ -424,6 +426,7 @@ export class Store {
 
   /** Estimated size of {@linkcode diff}'s uncompressed output. */
   async diffSize(from: string, to: string): Promise<number> {
+    const diffs = await import("../layers/diff.ts");
     const n = await this.#firstLayerStore((ls) =>
       ls.exists(to) ? diffs.diffSize(ls, from, to) : undefined
     );
@@ -433,6 +436,7 @@ export class Store {
 
   /** The changes of `to` against `from` ("" for the parent). */
   async changes(from: string, to: string): Promise<Change[]> {
+    const diffs = await import("../layers/diff.ts");
     const c = await this.#firstLayerStore((ls) =>
       ls.exists(to) ? diffs.changes(ls, from, to) : undefined
     );
@@ -940,10 +944,15 @@ export class Store {
   }
 }
 
-/** Wraps a stream so `done` runs once when it ends, fails or is cancelled (BYOB reads pass). */
+/**
+ * Wraps a stream so `done` runs once when it ends, fails or is cancelled
+ * (BYOB reads pass). `pass` is pass_on.ts's passOn, which the caller loads
+ * with the diff code so that opening a store does not.
+ */
 function unlockWhenDone(
   stream: ReadableStream<Uint8Array>,
   done: () => void,
+  pass: typeof passOn,
 ): ReadableStream<Uint8Array> {
   let finished = false;
   const finish = () => {
@@ -952,7 +961,7 @@ function unlockWhenDone(
       done();
     }
   };
-  return passOn(stream, {
+  return pass(stream, {
     end: () => Promise.resolve(finish()),
     fail: (e) => {
       finish();
