@@ -85,11 +85,11 @@ export {
   defaultStoreOptions,
   type DefaultStoreOptionsInput,
   type OverlayConf,
-  parseStorageConf,
   type StorageConf,
   type StorageConfOptions,
   type StoreOptions,
 } from "./lib/config.ts";
+export { parseStorageConf } from "./lib/config_file.ts";
 export { LockFile } from "./lib/lockfile.ts";
 export { type LogLevel, type LogSink, setLogSink } from "./lib/log.ts";
 export type { Progress, ProgressCallback, ProgressOptions } from "./lib/progress.ts";

@@ -21,11 +21,10 @@
 import { normalize } from "./path.ts";
 import { ErrConfig, ErrInvalidIDMap } from "./errors.ts";
 import { type IDMap, idMappingsForUser, parseIDMap } from "./idmap.ts";
-import { configError, readStorageConf, type StorageConf } from "./config_file.ts";
+import type { StorageConf } from "./config_file.ts";
 import { geteuid } from "../ffi/process.ts";
 import { pathExists } from "./path_exists.ts";
 
-export { parseStorageConf, readStorageConf } from "./config_file.ts";
 export type { OverlayConf, StorageConf, StorageConfOptions } from "./config_file.ts";
 
 /** The system-wide file; it wins over {@linkcode VENDOR_CONFIG_FILE} when it exists. */
@@ -224,6 +223,8 @@ export async function storeOptionsFromConf(
   conf: StorageConf,
   opts: { env?: Record<string, string>; subuidFile?: string; subgidFile?: string } = {},
 ): Promise<StoreOptions> {
+  // Loaded already by whoever parsed `conf`.
+  const { configError } = await import("./config_file.ts");
   const env = opts.env ?? Deno.env.toObject();
   const s = conf.storage;
   const o = s.options;
@@ -397,6 +398,18 @@ async function systemConfigFile(input: DefaultStoreOptionsInput): Promise<string
 }
 
 /**
+ * The parsed file, or `undefined` when there is none; the TOML parser (an
+ * npm package) loads only when there is a file to parse, so commands on a
+ * machine without storage.conf start faster. A path that cannot even be
+ * checked goes to the reader, which reports why.
+ */
+async function readConfIfThere(file: string): Promise<StorageConf | undefined> {
+  if (!await pathExists(file).catch(() => true)) return undefined;
+  const { readStorageConf } = await import("./config_file.ts");
+  return await readStorageConf(file);
+}
+
+/**
  * The options a store opens with when the caller gives none, following
  * containers/storage 1.43's DefaultStoreOptions.
  *
@@ -417,7 +430,7 @@ export async function defaultStoreOptions(
   const env = input.env ?? Deno.env.toObject();
   const uid = effectiveUid(input, env);
   const load = async (file: string) => {
-    const conf = await readStorageConf(file);
+    const conf = await readConfIfThere(file);
     return conf && await storeOptionsFromConf(conf, {
       env,
       subuidFile: input.subuidFile,

@@ -3,10 +3,10 @@ import {
   defaultConfigFile,
   defaultStoreOptions,
   driverOption,
-  parseStorageConf,
   type StoreOptions,
   storeOptionsFromConf,
 } from "../lib/config.ts";
+import { parseStorageConf } from "../lib/config_file.ts";
 import { ErrConfig } from "../lib/errors.ts";
 import { isRoot, referenceCli, removeTree, run, tempDir } from "./helpers.ts";
 
