@@ -208,6 +208,11 @@ export function inflateError(status: number): string {
   return STATUS[status] ?? `ISA-L inflate error ${status}`;
 }
 
+/** Whether ISA-L is usable (see optional_lib.ts); {@linkcode isalInflate} then gives a decoder. */
+export function isalAvailable(): boolean {
+  return lib() !== undefined;
+}
+
 /** A gzip decoder on ISA-L, or undefined when the library is not usable. */
 export function isalInflate(): IsalInflate | undefined {
   const l = lib();

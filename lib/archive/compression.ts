@@ -35,7 +35,7 @@
 import { Duplex } from "node:stream";
 import * as zlib from "node:zlib";
 import { ErrBadArchive, ErrPermission } from "../errors.ts";
-import { inflateError, type IsalInflate, isalInflate } from "../../ffi/isal.ts";
+import { inflateError, isalAvailable, type IsalInflate, isalInflate } from "../../ffi/isal.ts";
 import { ByteRing, type RingSize } from "./ring.ts";
 
 /** Compression of a layer, numbered as containers/storage's archive.Compression. */
@@ -629,7 +629,12 @@ export function decompressAs(
 export async function decompressStream(
   stream: ReadableStream<Uint8Array>,
   opts: DecompressOptions = {},
-): Promise<{ compression: Compression; stream: ReadableStream<Uint8Array> }> {
+): Promise<{
+  compression: Compression;
+  stream: ReadableStream<Uint8Array>;
+  /** Whether the output chunks are views of the ring of `opts.ring` (gzip inflated by ISA-L). */
+  recycled: boolean;
+}> {
   const reader = stream.getReader();
   const head: Uint8Array[] = [];
   let n = 0;
@@ -668,7 +673,9 @@ export async function decompressStream(
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
-  return { compression, stream: decompressAs(rejoined, compression, opts) };
+  const recycled = opts.ring !== undefined && compression === Compression.Gzip &&
+    isalAvailable();
+  return { compression, stream: decompressAs(rejoined, compression, opts), recycled };
 }
 
 /** Compresses `stream` with gzip or zstd (`level` as the format's own scale). */

@@ -75,8 +75,10 @@ export function inspectLayer(
   tarSplitSink: WritableStream<Uint8Array>,
   opts: InspectLayerOptions = {},
 ): { tar: ReadableStream<Uint8Array>; done: Promise<LayerStreamInfo> } {
-  const compressed = new DigestStream();
-  const uncompressed = new DigestStream();
+  // Recycled chunks stay put until the ring comes round: they can be hashed on another thread.
+  const source = opts.recycle ? readIntoRing(input, APPLY_RING) : input;
+  const compressed = new DigestStream({ offThread: source !== input });
+  let uncompressed = new DigestStream();
   const uids = new Set<number>();
   const gids = new Set<number>();
   const onHeader = (h: TarHeader) => {
@@ -115,12 +117,13 @@ export function inspectLayer(
     async pull(ctl) {
       try {
         if (!reader) {
-          const d = opts.recycle
-            ? await decompressStream(readIntoRing(input, APPLY_RING).pipeThrough(compressed), {
-              ring: APPLY_RING,
-            })
-            : await decompressStream(input.pipeThrough(compressed));
+          const d = await decompressStream(
+            source.pipeThrough(compressed),
+            opts.recycle ? { ring: APPLY_RING } : {},
+          );
           compression = d.compression;
+          // gzip inflated by ISA-L into the ring (d.recycled) is also hashed off-thread
+          if (d.recycled) uncompressed = new DigestStream({ offThread: true });
           const tarBytes = compression === Compression.Uncompressed
             ? d.stream
             : d.stream.pipeThrough(uncompressed);
@@ -148,7 +151,7 @@ export function inspectLayer(
     async cancel(reason) {
       reject(reason ?? new Error("layer stream cancelled"));
       if (reader) await reader.cancel(reason).catch(() => {});
-      else await input.cancel(reason).catch(() => {});
+      else await source.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
   return { tar, done };
