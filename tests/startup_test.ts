@@ -2,7 +2,9 @@
  * Start-up: the CLI loads only what a command needs. `version` and `--help`
  * load no driver, no archive engine, no store, no storage.conf parser, no
  * FFI and no Node compatibility module; `layers` on vfs loads the vfs driver
- * and not overlay. Checked twice: on the modules V8 actually compiled during
+ * and not overlay; `layers`, `images` and `containers` load no layer-write,
+ * diff or archive code, no Node compatibility module, and no npm module
+ * unless a storage.conf is there to parse. Checked twice: on the modules V8 actually compiled during
  * a run (its log of script events), and on the static import graph of
  * `cli.ts` (what any command loads before its own dynamic imports).
  */
@@ -35,12 +37,15 @@ function forbidden(modules: Iterable<string>): string[] {
 async function loadedBy(
   args: string[],
   script = cli,
+  env?: Record<string, string>,
 ): Promise<{ modules: Set<string>; code: number; stdout: string }> {
   const dir = await tempDir("startup-");
   try {
     const log = `${dir}/v8.log`;
     const flags = `--log-function-events,--logfile=${log},--no-logfile-per-isolate`;
-    const r = await run(Deno.execPath(), ["run", "-A", `--v8-flags=${flags}`, script, ...args]);
+    const r = await run(Deno.execPath(), ["run", "-A", `--v8-flags=${flags}`, script, ...args], {
+      env,
+    });
     const text = await Deno.readTextFile(log);
     const modules = new Set<string>();
     for (const [url] of text.matchAll(/(?:file:\/\/|ext:)[^,\s]+/g)) {
@@ -111,6 +116,52 @@ Deno.test("startup: a store command loads only the driver in use", async () => {
     assert.deepEqual([...modules].filter((m) => m.startsWith("drivers/overlay/")), []);
   } finally {
     await removeTree(store);
+  }
+});
+
+/** What a listing must not load: the write/diff/archive side, Node compatibility modules, npm packages. */
+const LISTING_FORBIDDEN: RegExp[] = [
+  /^lib\/archive\/(?!change\.ts$)/, // tar, compression, tar-split, digests: only when a layer is written or read
+  /^lib\/layers\/(put|put_chain|diff)\.ts$/,
+  /^lib\/config_file\.ts$/,
+  /^npm:|registry\.npmjs\.org/,
+  /^node:|^ext:deno_node\//,
+];
+
+Deno.test("startup: layers, images and containers load no archive, layer-write, Node or npm module without a storage.conf", async () => {
+  const dir = await tempDir("startup-listing-");
+  try {
+    const baseline = await baselineNodeModules();
+    const globals = ["-g", `${dir}/g`, "-R", `${dir}/r`, "-s", "vfs"];
+    const noConf = { CONTAINERS_STORAGE_CONF: `${dir}/absent.conf` };
+    // A layer, an image and a container, so that the listings have records to print.
+    const ours = (args: string[]) =>
+      run(Deno.execPath(), ["run", "-A", cli, ...globals, ...args], { env: noConf });
+    const layer = await ours(["create-layer"]);
+    assert.equal(layer.code, 0, layer.stderr);
+    const image = await ours(["create-image", layer.stdout.trim()]);
+    assert.equal(image.code, 0, image.stderr);
+    const container = await ours(["create-container", image.stdout.trim()]);
+    assert.equal(container.code, 0, container.stderr);
+    for (const command of ["layers", "images", "containers"]) {
+      const { modules, code, stdout } = await loadedBy([...globals, command], cli, noConf);
+      assert.equal(code, 0, command);
+      assert.ok(stdout.trim().length > 0, `${command} listed nothing`);
+      assert.ok(modules.has("lib/store/mod.ts") && modules.has("drivers/vfs/mod.ts"), command);
+      const extra = [...modules].filter((m) => !baseline.has(m));
+      const bad = extra.filter((m) => LISTING_FORBIDDEN.some((re) => re.test(m)));
+      assert.deepEqual(bad, [], `${command} loaded them`);
+    }
+    // With a storage.conf present the parser does load: the check above sees npm modules when they are there.
+    await Deno.writeTextFile(`${dir}/storage.conf`, `[storage]\ndriver = "vfs"\n`);
+    const withConf = await loadedBy([...globals, "layers"], cli, {
+      CONTAINERS_STORAGE_CONF: `${dir}/storage.conf`,
+    });
+    assert.equal(withConf.code, 0);
+    assert.ok(withConf.modules.has("lib/config_file.ts"), [...withConf.modules].join());
+    assert.ok([...withConf.modules].some((m) => /registry\.npmjs\.org\/smol-toml/.test(m)));
+  } finally {
+    await removeTree(dir);
   }
 });
 
