@@ -70,6 +70,7 @@ export type {
 } from "./lib/layers/layer.ts";
 export type {
   AutoUserNsOptions,
+  ChainLayer,
   Container,
   CreateContainerOptions,
   CreateImageOptions,
@@ -77,6 +78,7 @@ export type {
   Image,
   ImageBigDataItem,
   ManifestDigester,
+  PutLayersOptions,
   StoreSettings,
 } from "./lib/store/mod.ts";
 export { isValidDigest, manifestDigest } from "./lib/images/manifest_digest.ts";

@@ -149,6 +149,26 @@ export interface Driver {
   additionalImageStores(): string[];
 }
 
+/**
+ * An optional capability of a driver: applying a layer's diff needs nothing
+ * of its parent's content. A driver that has it promises that, for a layer
+ * made by `create(id, parent)`, `applyDiff(id, parent, …)` neither reads
+ * the parent's files nor depends on them, and that applying the parent's own
+ * diff changes nothing that `create` took from the parent. The layers of a
+ * chain can then all be created first, base first, and their diffs applied
+ * concurrently in any order, with the same result as one after another. A
+ * driver whose `create` copies its parent's content (vfs) must not have it.
+ */
+export interface ParentFreeApply {
+  /** Declares the capability (always true where present). */
+  readonly appliesWithoutParentContent: true;
+}
+
+/** Whether `driver` declares {@linkcode ParentFreeApply}. */
+export function appliesWithoutParentContent(driver: Driver): boolean {
+  return (driver as Partial<ParentFreeApply>).appliesWithoutParentContent === true;
+}
+
 /** A driver module, as the registry loads it: one per file under drivers/. */
 export interface DriverModule {
   /** The driver's name. */

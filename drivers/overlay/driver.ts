@@ -24,13 +24,11 @@ import type {
   DriverConfig,
   FileGetter,
   MountOpts,
+  ParentFreeApply,
 } from "../driver.ts";
 import { type IDMappings, rootPair } from "../../lib/idmap.ts";
 import { ErrLayerUnknown, ErrNotSupported } from "../../lib/errors.ts";
 import { getpagesize, symlink } from "../../ffi/fs.ts";
-import { applyTar } from "../../lib/archive/apply.ts";
-import { changesDirs, changesOverlay, changesSize } from "../../lib/archive/changes.ts";
-import { exportChanges, exportTree } from "../../lib/archive/export.ts";
 import { formatMountLabel, type OverlayOptions, splitMountOptions } from "./options.ts";
 import { type HostFeatures, setUpHost } from "./init.ts";
 import { parseStorageOpt } from "./quota.ts";
@@ -56,9 +54,15 @@ import { pathExists } from "../../lib/path_exists.ts";
 const DEFAULT_PERMS = 0o555;
 
 /** The overlay driver; build it with {@linkcode OverlayDriver.init}. */
-export class OverlayDriver implements Driver {
+export class OverlayDriver implements Driver, ParentFreeApply {
   /** Always "overlay" (the on-disk directory name). */
   readonly name = "overlay";
+  /**
+   * A layer's diff goes into its own `diff/` (the root entry skipped), and
+   * `create` takes from the parent only its directory's owner, its `diff/`'s
+   * mode and its lowers, which no apply changes.
+   */
+  readonly appliesWithoutParentContent = true as const;
   readonly #layout: Layout;
   readonly #ctr: RefCounter;
   readonly #locks = new KeyedMutex();
@@ -403,6 +407,8 @@ export class OverlayDriver implements Driver {
    * not the layer's own parent, applies through a mount instead.
    */
   async applyDiff(id: string, parent: string, opts: ApplyDiffOpts): Promise<number> {
+    // The archive engine loads when a layer is written, not when a store opens.
+    const { applyTar } = await import("../../lib/archive/apply.ts");
     const ignoreChownErrors = this.opts.ignoreChownErrors || (opts.ignoreChownErrors ?? false);
     if (!(await this.#isParent(id, parent))) {
       const fs = await this.get(id, { mountLabel: opts.mountLabel });
@@ -466,6 +472,8 @@ export class OverlayDriver implements Driver {
     parentMappings: IDMappings | undefined,
     mountLabel: string,
   ): Promise<ReadableStream<Uint8Array>> {
+    const { exportChanges, exportTree } = await import("../../lib/archive/export.ts");
+    const { changesDirs } = await import("../../lib/archive/changes.ts");
     if (await this.#native(id, parent)) {
       // the tar of diff/ itself: whiteout devices and opaque markers are converted on the way out
       const diffDir = `${await this.#existingDir(id)}/diff`;
@@ -488,6 +496,7 @@ export class OverlayDriver implements Driver {
     parentMappings: IDMappings | undefined,
     mountLabel: string,
   ): Promise<Change[]> {
+    const { changesDirs, changesOverlay } = await import("../../lib/archive/changes.ts");
     if (await this.#native(id, parent)) {
       const dir = await this.#existingDir(id);
       return await changesOverlay(`${dir}/diff`, await this.#layout.lowerDirs(id));
@@ -511,6 +520,7 @@ export class OverlayDriver implements Driver {
     if (await this.#native(id, parent)) {
       return await directorySize(`${await this.#existingDir(id)}/diff`);
     }
+    const { changesDirs, changesSize } = await import("../../lib/archive/changes.ts");
     return await this.#withMounts(
       id,
       parent,

@@ -63,6 +63,11 @@ export interface CopyImageOptions {
   store?: Store;
   /** Called as layer bytes are read. */
   onProgress?: (p: CopyProgress) => void;
+  /**
+   * Layers unpacked at once into a store whose driver allows it (overlay;
+   * vfs takes them one after another), default 2.
+   */
+  layerConcurrency?: number;
 }
 
 /** What {@linkcode copyImage} copied. */
@@ -140,21 +145,22 @@ export async function copyImage(
     const sizes = image.layers.map((l) => l.blob.size);
     const totalSize = sizes.reduce((a, b) => a + b, 0);
     const onProgress = opts.onProgress;
+    // Layers may be read concurrently: the total sums what each has done so far.
+    const done = sizes.map(() => 0);
     const progress = onProgress
-      ? (layer: number): ProgressOptions => {
-        const before = sizes.slice(0, layer).reduce((a, b) => a + b, 0);
-        return {
-          expectedSize: sizes[layer],
-          onProgress: (p) =>
-            onProgress({
-              ...p,
-              layer,
-              layers: sizes.length,
-              totalBytes: before + p.bytes,
-              totalSize,
-            }),
-        };
-      }
+      ? (layer: number): ProgressOptions => ({
+        expectedSize: sizes[layer],
+        onProgress: (p) => {
+          done[layer] = p.bytes;
+          onProgress({
+            ...p,
+            layer,
+            layers: sizes.length,
+            totalBytes: done.reduce((a, b) => a + b, 0),
+            totalSize,
+          });
+        },
+      })
       : undefined;
     const tapLayer = progress
       ? (layer: number, stream: ReadableStream<Uint8Array>) => {
@@ -175,7 +181,11 @@ export async function copyImage(
       const { store, opened } = await storeOf(to, opts.store);
       if (opened) cleanups.push(() => store.shutdown(false));
       const name = opts.name ? normalizeName(opts.name) : to.name;
-      const r = await commitToStore(store, source, image, { name, progress });
+      const r = await commitToStore(store, source, image, {
+        name,
+        progress,
+        concurrency: opts.layerConcurrency,
+      });
       Object.assign(result, { imageID: r.id, layerIDs: r.layers, reusedLayers: r.reused });
     } else if (to.transport === "oci") {
       result.writtenDigest = (await writeOciLayout(to.path, source, image, {

@@ -44,6 +44,8 @@ export interface CommitOptions {
   name?: string;
   /** The progress options of each layer's import (by index), if progress is followed. */
   progress?: (index: number) => ProgressOptions;
+  /** Layers unpacked at once where the store's driver allows it (default 2). */
+  concurrency?: number;
 }
 
 /** What {@linkcode commitToStore} did. */
@@ -82,6 +84,68 @@ async function exists(store: Store, id: string): Promise<boolean> {
   }
 }
 
+/** How many of the chain's layers, from the base, are in the store. */
+async function presentPrefix(store: Store, ids: string[]): Promise<number> {
+  let n = 0;
+  while (n < ids.length && await exists(store, ids[n])) n++;
+  return n;
+}
+
+/**
+ * Puts the layers from `from` on as one chain (diffs applied concurrently
+ * where the driver allows it), each checked against its blob's digest and
+ * its diff_id; returns their IDs. On a failure none of them is left.
+ */
+async function putMissing(
+  store: Store,
+  src: ImageSource,
+  image: ResolvedImage,
+  ids: string[],
+  from: number,
+  opts: CommitOptions,
+): Promise<string[]> {
+  const wanted = image.layers.slice(from);
+  const diffs: ReadableStream<Uint8Array>[] = [];
+  try {
+    for (const layer of wanted) {
+      diffs.push((await src.blob(layer.blob)).pipeThrough(verifyBlob(layer.blob, "layer")));
+    }
+  } catch (e) {
+    for (const d of diffs) await d.cancel().catch(() => {});
+    throw e;
+  }
+  const put = await store.putLayers({
+    parent: ids[from - 1],
+    layers: wanted.map((_, i) => ({
+      id: ids[from + i],
+      diff: diffs[i],
+      ...opts.progress?.(from + i),
+    })),
+    concurrency: opts.concurrency,
+    onLayerError: (i, e) => blobError(e, wanted[i].blob.digest),
+  });
+  const made = put.map((p) => p.layer.id);
+  try {
+    for (const [i, { layer: got }] of put.entries()) {
+      const { blob, diffID } = wanted[i];
+      if (got["diff-digest"] !== diffID) {
+        throw new ErrInvalidImage(blob.digest, {
+          detail: `uncompressed digest ${got["diff-digest"]} is not the config's diff_id ${diffID}`,
+        });
+      }
+      if (got["compressed-diff-digest"] !== blob.digest) {
+        throw new ErrInvalidImage(blob.digest, {
+          detail: `digest mismatch: got ${got["compressed-diff-digest"]}`,
+        });
+      }
+    }
+  } catch (e) {
+    for (const id of made.reverse()) await store.deleteLayer(id).catch(() => {});
+    throw e;
+  }
+  return made;
+}
+
 /**
  * Puts the image into the store the way containers/image does.
  * @throws {ErrInvalidImage} for a blob or diff that is not what the image says.
@@ -93,45 +157,24 @@ export async function commitToStore(
   opts: CommitOptions = {},
 ): Promise<CommitResult> {
   const made: string[] = [];
-  const ids: string[] = [];
-  let reused = 0;
   let madeImage: string | undefined;
+  const ids: string[] = [];
+  for (const layer of image.layers) ids.push(layerID(ids.at(-1) ?? "", layer.diffID));
   try {
-    let parent = "";
-    for (const [i, layer] of image.layers.entries()) {
-      const id = layerID(parent, layer.diffID);
-      if (await exists(store, id)) {
-        reused++;
-      } else {
-        const diff = (await src.blob(layer.blob)).pipeThrough(verifyBlob(layer.blob, "layer"));
-        let put;
-        try {
-          put = await store.putLayer({ id, parent, diff, ...opts.progress?.(i) });
-        } catch (e) {
-          // Another copy made it meanwhile: reused, as containers/image does.
-          if (!(e instanceof ErrDuplicateID)) throw blobError(e, layer.blob.digest);
-          await diff.cancel().catch(() => {});
-        }
-        if (put) {
-          made.push(id);
-          const got = put.layer["diff-digest"];
-          if (got !== layer.diffID) {
-            throw new ErrInvalidImage(layer.blob.digest, {
-              detail: `uncompressed digest ${got} is not the config's diff_id ${layer.diffID}`,
-            });
-          }
-          if (put.layer["compressed-diff-digest"] !== layer.blob.digest) {
-            throw new ErrInvalidImage(layer.blob.digest, {
-              detail: `digest mismatch: got ${put.layer["compressed-diff-digest"]}`,
-            });
-          }
-        } else {
-          reused++;
-        }
+    // A layer's ID names its parents, so the layers already there are a prefix of the chain.
+    let reused = await presentPrefix(store, ids);
+    while (reused < ids.length) {
+      try {
+        made.push(...await putMissing(store, src, image, ids, reused, opts));
+        break;
+      } catch (e) {
+        // Another copy made some of them meanwhile: reused, as containers/image does.
+        const now = e instanceof ErrDuplicateID ? await presentPrefix(store, ids) : reused;
+        if (now <= reused) throw e;
+        reused = now;
       }
-      ids.push(id);
-      parent = id;
     }
+    const parent = ids.at(-1) ?? "";
     const id = hex(image.parsed.config.digest);
     const md = image.manifestDigest;
     const bigData = [
@@ -162,7 +205,7 @@ export async function commitToStore(
       if ((await store.metadata(id)) !== metadata) await store.setMetadata(id, metadata);
     }
     if (opts.name) await store.addNames(id, [opts.name]);
-    return { id, layers: ids, reused };
+    return { id, layers: ids, reused: ids.length - made.length };
   } catch (e) {
     // Only the record: deleteImage would also take layers that were there before.
     if (madeImage) await store.delete(madeImage).catch(() => {});

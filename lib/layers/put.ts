@@ -13,7 +13,7 @@
  */
 
 import type { CreateOpts } from "../../drivers/driver.ts";
-import { inspectLayer } from "../archive/layer_stream.ts";
+import { inspectLayer, type LayerStreamInfo } from "../archive/layer_stream.ts";
 import { atomicWriteFile } from "../atomic.ts";
 import { ErrDuplicateID, ErrDuplicateName, ErrLayerUnknown, StorageError } from "../errors.ts";
 import type { IDMap, IDMappings } from "../idmap.ts";
@@ -77,36 +77,78 @@ export interface PutOptions extends ProgressOptions {
  * write lock.
  */
 export async function put(s: LayerStore, opts: PutOptions): Promise<PutResult> {
-  const { parent, mountLabel = "", storageOpt, writeable = false, diff } = opts;
+  const { diff } = opts;
+  await prepare(s);
+  const layer = newRecord(s, opts);
+  const id = layer.id;
+  let succeeded = false;
+  try {
+    await s.save();
+    await createInDriver(s, layer, opts);
+    let size = -1;
+    if (diff) {
+      size = await applyDiff(s, id, diff, opts);
+    } else {
+      addToDigestMap(s.byCompressed, layer["compressed-diff-digest"], id);
+      addToDigestMap(s.byUncompressed, layer["diff-digest"], id);
+    }
+    delete layer.flags![INCOMPLETE_FLAG];
+    await s.save();
+    succeeded = true;
+    return { layer: copyLayer(layer), size };
+  } catch (e) {
+    throw typed(`creating layer with ID ${JSON.stringify(id)}`, e);
+  } finally {
+    if (!succeeded) await deleteQuietly(s, id);
+  }
+}
+
+/** Checks that the store may be written and makes its directories. @internal */
+export async function prepare(s: LayerStore): Promise<void> {
   s.checkWritable("create new layers");
   await Deno.mkdir(s.runDir, { recursive: true, mode: 0o700 });
   await Deno.mkdir(s.layerDir, { recursive: true, mode: 0o700 });
-  let id = opts.id;
+}
+
+/** Deletes a layer made by a failed creation, logging (not throwing) what goes wrong. @internal */
+export async function deleteQuietly(s: LayerStore, id: string): Promise<void> {
+  await s.delete(id).catch((e) => {
+    log(
+      "error",
+      `While recovering from a failure, error deleting layer ${JSON.stringify(id)}: ${e}`,
+    );
+  });
+}
+
+/** The ID a new layer gets: the one asked for, or a fresh random one. @internal */
+export function newID(s: LayerStore, id: string | undefined): string {
   if (!id) {
     do id = generateID(); while (s.byID.has(id));
   }
+  return id;
+}
+
+/**
+ * Adds the record of a new layer, flagged incomplete, to the store's lists
+ * and indexes (not saved): its ID and names must be free. @internal
+ */
+export function newRecord(s: LayerStore, opts: PutOptions): Layer {
+  const { parent, mountLabel = "" } = opts;
+  const id = newID(s, opts.id);
   if (s.byID.has(id)) throw new ErrDuplicateID(id);
   const names = dedupeNames(opts.names ?? []);
   for (const name of names) {
     if (s.byName.has(name)) throw new ErrDuplicateName(name);
   }
-  const parentID = parent?.id ?? "";
-  const parentMappings = layerMappings(parent);
   let template: Layer | undefined;
-  let templateTarSplit: Uint8Array | undefined;
   if (opts.templateLayer) {
     template = s.lookup(opts.templateLayer);
     if (!template) throw new ErrLayerUnknown(opts.templateLayer);
-    try {
-      templateTarSplit = await Deno.readFile(s.tarSplitPath(template.id));
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
   }
   const layer: Layer = {
     id,
     names,
-    parent: parentID,
+    parent: parent?.id ?? "",
     metadata: template?.metadata,
     mountlabel: mountLabel,
     created: nowRFC3339Nano(),
@@ -126,66 +168,59 @@ export async function put(s: LayerStore, opts: PutOptions): Promise<PutResult> {
   s.idIndex.add(id);
   s.byID.set(id, layer);
   for (const name of names) s.byName.set(name, layer);
-  let succeeded = false;
-  try {
-    await s.save();
-    const idMappings = layerMappings(layer);
-    const createOpts: CreateOpts = { mountLabel, storageOpt, idMappings };
-    let oldMappings: IDMappings;
-    if (template) {
-      const templateMappings = layerMappings(template);
-      await wrap(
-        `creating copy of template layer ${JSON.stringify(template.id)} with ID ${
-          JSON.stringify(id)
-        }`,
-        s.driver.createFromTemplate(
-          id,
-          template.id,
-          templateMappings,
-          parentID,
-          parentMappings,
-          createOpts,
-          writeable,
-        ),
-      );
-      oldMappings = templateMappings;
-    } else {
-      await wrap(
-        `creating ${writeable ? "read-write " : ""}layer with ID ${JSON.stringify(id)}`,
-        writeable
-          ? s.driver.createReadWrite(id, parentID, createOpts)
-          : s.driver.create(id, parentID, createOpts),
-      );
-      oldMappings = parentMappings;
+  return layer;
+}
+
+/**
+ * Makes the driver's directory of a new layer (a copy of the template when
+ * `opts.templateLayer` names one), in the layer's ID mappings. @internal
+ */
+export async function createInDriver(s: LayerStore, layer: Layer, opts: PutOptions): Promise<void> {
+  const { parent, mountLabel = "", storageOpt, writeable = false } = opts;
+  const id = layer.id;
+  const parentID = parent?.id ?? "";
+  const parentMappings = layerMappings(parent);
+  const idMappings = layerMappings(layer);
+  const createOpts: CreateOpts = { mountLabel, storageOpt, idMappings };
+  let oldMappings: IDMappings;
+  let templateTarSplit: Uint8Array | undefined;
+  if (opts.templateLayer) {
+    const template = s.mustLookup(opts.templateLayer);
+    try {
+      templateTarSplit = await Deno.readFile(s.tarSplitPath(template.id));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-    if (!sameMappings(oldMappings, idMappings)) {
-      await s.driver.updateLayerIDMap(id, oldMappings, idMappings, mountLabel);
-    }
-    if (templateTarSplit && templateTarSplit.length > 0) {
-      await atomicWriteFile(s.tarSplitPath(id), templateTarSplit, 0o600);
-    }
-    let size = -1;
-    if (diff) {
-      size = await applyDiff(s, id, diff, opts);
-    } else {
-      addToDigestMap(s.byCompressed, layer["compressed-diff-digest"], id);
-      addToDigestMap(s.byUncompressed, layer["diff-digest"], id);
-    }
-    delete layer.flags![INCOMPLETE_FLAG];
-    await s.save();
-    succeeded = true;
-    return { layer: copyLayer(layer), size };
-  } catch (e) {
-    throw typed(`creating layer with ID ${JSON.stringify(id)}`, e);
-  } finally {
-    if (!succeeded) {
-      await s.delete(id).catch((e) => {
-        log(
-          "error",
-          `While recovering from a failure, error deleting layer ${JSON.stringify(id)}: ${e}`,
-        );
-      });
-    }
+    const templateMappings = layerMappings(template);
+    await wrap(
+      `creating copy of template layer ${JSON.stringify(template.id)} with ID ${
+        JSON.stringify(id)
+      }`,
+      s.driver.createFromTemplate(
+        id,
+        template.id,
+        templateMappings,
+        parentID,
+        parentMappings,
+        createOpts,
+        writeable,
+      ),
+    );
+    oldMappings = templateMappings;
+  } else {
+    await wrap(
+      `creating ${writeable ? "read-write " : ""}layer with ID ${JSON.stringify(id)}`,
+      writeable
+        ? s.driver.createReadWrite(id, parentID, createOpts)
+        : s.driver.create(id, parentID, createOpts),
+    );
+    oldMappings = parentMappings;
+  }
+  if (!sameMappings(oldMappings, idMappings)) {
+    await s.driver.updateLayerIDMap(id, oldMappings, idMappings, mountLabel);
+  }
+  if (templateTarSplit && templateTarSplit.length > 0) {
+    await atomicWriteFile(s.tarSplitPath(id), templateTarSplit, 0o600);
   }
 }
 
@@ -234,9 +269,33 @@ async function applyDiffTo(
 ): Promise<number> {
   s.checkWritable("modify layer contents");
   const layer = s.mustLookup(to);
+  const read = await readDiff(s, layer, diff, known);
+  recordDiff(s, layer, read, known);
+  await s.save();
+  return read.size;
+}
+
+/** What {@linkcode readDiff} learnt of a diff. @internal */
+export interface DiffRead {
+  /** The size the driver reports. */
+  size: number;
+  /** Digests, sizes, compression and owners of the diff. */
+  info: LayerStreamInfo;
+}
+
+/**
+ * Has the driver apply `diff` to the layer and writes its tar-split; the
+ * record is left as it was (see {@linkcode recordDiff}). @internal
+ */
+export async function readDiff(
+  s: LayerStore,
+  layer: Layer,
+  diff: ReadableStream<Uint8Array>,
+  progress: ProgressOptions,
+): Promise<DiffRead> {
   const tarSplit: Uint8Array[] = [];
   const sink = new WritableStream<Uint8Array>({ write: (c) => void tarSplit.push(c.slice()) });
-  const counter = progressCounter(known);
+  const counter = progressCounter(progress);
   // The driver's apply is done with each chunk before it reads on: buffers can be reused.
   const { tar, done } = inspectLayer(diff, sink, {
     recycle: true,
@@ -269,6 +328,20 @@ async function applyDiffTo(
   const info = await done;
   counter?.report();
   await atomicWriteFile(s.tarSplitPath(layer.id), concatBytes(tarSplit), 0o600);
+  return { size, info };
+}
+
+/**
+ * Records what {@linkcode readDiff} learnt in the layer's record and the
+ * digest indexes (sha256 digests in `known` instead of the computed ones);
+ * not saved. @internal
+ */
+export function recordDiff(
+  s: LayerStore,
+  layer: Layer,
+  { info }: DiffRead,
+  known: Pick<PutOptions, "originalDigest" | "uncompressedDigest">,
+): void {
   const compressed = known.originalDigest?.startsWith("sha256:")
     ? known.originalDigest
     : info.compressedDigest;
@@ -288,6 +361,4 @@ async function applyDiffTo(
   else delete layer.compression;
   layer.uidset = [...new Set(info.uids)].sort((a, b) => a - b);
   layer.gidset = [...new Set(info.gids)].sort((a, b) => a - b);
-  await s.save();
-  return size;
 }

@@ -52,9 +52,10 @@ import type { IDMap } from "../idmap.ts";
 import type { Image } from "../images/image.ts";
 import { ImageStore, type ManifestDigester } from "../images/image_store.ts";
 import { isValidDigest } from "../images/manifest_digest.ts";
-import type { CreateLayerOptions, Layer, PutLayerOptions } from "../layers/layer.ts";
+import type { CreateLayerOptions, Layer, LayerOptions, PutLayerOptions } from "../layers/layer.ts";
 import { LockFile } from "../lockfile.ts";
 import * as mounts from "../layers/mounts.ts";
+import type { ChainLayer } from "../layers/put_chain.ts";
 import { LayerStore } from "../layers/layer_store.ts";
 import {
   deleteAny,
@@ -110,6 +111,20 @@ export type { ManifestDigester } from "../images/image_store.ts";
 export type { CreateImageOptions, IDMappingOptions, ImageBigDataItem } from "./images.ts";
 export type { AutoUserNsOptions, CreateContainerOptions } from "./containers.ts";
 export type { StoreSettings } from "./parts.ts";
+export type { ChainLayer } from "../layers/put_chain.ts";
+
+/** What {@linkcode Store.putLayers} takes: the chain, where it goes, and its ID mappings. */
+export interface PutLayersOptions
+  extends Pick<LayerOptions, "hostUIDMapping" | "hostGIDMapping" | "uidMap" | "gidMap"> {
+  /** The new layers, base first: each one's parent is the one before it. */
+  layers: ChainLayer[];
+  /** ID, name or unique ID prefix of the first layer's parent; absent or "" for a base layer. */
+  parent?: string;
+  /** Diffs applied at once where the driver allows it (default 2). */
+  concurrency?: number;
+  /** Maps a layer's failure (by index in `layers`) to the error thrown; default: unchanged. */
+  onLayerError?: (index: number, error: unknown) => unknown;
+}
 
 /** Smallest automatic user namespace when storage.conf says nothing (as 1.43). */
 const AUTO_USERNS_MIN_SIZE = 1024;
@@ -350,33 +365,62 @@ export class Store {
   async putLayer(opts: PutLayerOptions): Promise<{ layer: Layer; size: number }> {
     const { put } = await import("../layers/put.ts");
     const p = this.#p;
+    const holds = [...layerHolds(p, "write"), [p.containerStore, "read"] as const];
+    return await withLocks(holds, () => {
+      const { parent, uidMap, gidMap } = this.#newLayerPlace(opts);
+      return put(p.layerStore, { ...opts, parent, uidMap, gidMap });
+    });
+  }
+
+  /**
+   * Puts a chain of new layers, each the parent of the next (the first on
+   * `opts.parent`), under one hold of the layer store's write lock. Where
+   * the driver needs nothing of a parent's content to apply a child's diff
+   * (overlay) the diffs are applied `opts.concurrency` (default 2) at a
+   * time; otherwise (vfs) one after another. Mappings are chosen as by
+   * {@linkcode putLayer}, once for the chain. On any failure no layer of the
+   * chain is left; the error is that of the first layer that failed.
+   */
+  async putLayers(opts: PutLayersOptions): Promise<{ layer: Layer; size: number }[]> {
+    const { putChain } = await import("../layers/put_chain.ts");
+    const p = this.#p;
+    const holds = [...layerHolds(p, "write"), [p.containerStore, "read"] as const];
+    return await withLocks(holds, () => {
+      const { parent, uidMap, gidMap } = this.#newLayerPlace(opts);
+      return putChain(p.layerStore, { ...opts, parent, uidMap, gidMap });
+    });
+  }
+
+  /** The parent record and recorded mappings of a new layer; the caller holds the locks. */
+  #newLayerPlace(opts: LayerOptions & { parent?: string }): {
+    parent?: Layer;
+    uidMap: IDMap[];
+    gidMap: IDMap[];
+  } {
+    const p = this.#p;
     const { parent, hostUIDMapping, hostGIDMapping } = opts;
     let uidMap = (hostUIDMapping ? undefined : opts.uidMap) ?? [];
     let gidMap = (hostGIDMapping ? undefined : opts.gidMap) ?? [];
-    const holds = [...layerHolds(p, "write"), [p.containerStore, "read"] as const];
-    return await withLocks(holds, async () => {
-      let parentLayer: Layer | undefined;
-      if (parent) {
-        const ls = layerStoreOf(p, parent);
-        if (!ls) throw new ErrLayerUnknown(parent);
-        parentLayer = ls.get(parent);
-        if (p.containerStore.byLayer(parentLayer.id)) {
-          throw new ErrParentIsContainer(parentLayer.id);
-        }
-        if (!hostUIDMapping && uidMap.length === 0) uidMap = parentLayer.uidmap ?? [];
-        if (!hostGIDMapping && gidMap.length === 0) gidMap = parentLayer.gidmap ?? [];
-      } else {
-        if (!hostUIDMapping && uidMap.length === 0) uidMap = this.uidMap;
-        if (!hostGIDMapping && gidMap.length === 0) gidMap = this.gidMap;
+    let parentLayer: Layer | undefined;
+    if (parent) {
+      const ls = layerStoreOf(p, parent);
+      if (!ls) throw new ErrLayerUnknown(parent);
+      parentLayer = ls.get(parent);
+      if (p.containerStore.byLayer(parentLayer.id)) {
+        throw new ErrParentIsContainer(parentLayer.id);
       }
-      const shifting = canUseShifting(p, uidMap, gidMap);
-      return await put(p.layerStore, {
-        ...opts,
-        parent: parentLayer,
-        uidMap: shifting ? [] : structuredClone(uidMap),
-        gidMap: shifting ? [] : structuredClone(gidMap),
-      });
-    });
+      if (!hostUIDMapping && uidMap.length === 0) uidMap = parentLayer.uidmap ?? [];
+      if (!hostGIDMapping && gidMap.length === 0) gidMap = parentLayer.gidmap ?? [];
+    } else {
+      if (!hostUIDMapping && uidMap.length === 0) uidMap = this.uidMap;
+      if (!hostGIDMapping && gidMap.length === 0) gidMap = this.gidMap;
+    }
+    const shifting = canUseShifting(p, uidMap, gidMap);
+    return {
+      parent: parentLayer,
+      uidMap: shifting ? [] : structuredClone(uidMap),
+      gidMap: shifting ? [] : structuredClone(gidMap),
+    };
   }
 
   /**
