@@ -24,6 +24,7 @@ import type {
   DriverConfig,
   FileGetter,
   MountOpts,
+  ParentFreeApply,
 } from "../driver.ts";
 import { type IDMappings, rootPair } from "../../lib/idmap.ts";
 import { ErrLayerUnknown, ErrNotSupported } from "../../lib/errors.ts";
@@ -53,9 +54,15 @@ import { pathExists } from "../../lib/path_exists.ts";
 const DEFAULT_PERMS = 0o555;
 
 /** The overlay driver; build it with {@linkcode OverlayDriver.init}. */
-export class OverlayDriver implements Driver {
+export class OverlayDriver implements Driver, ParentFreeApply {
   /** Always "overlay" (the on-disk directory name). */
   readonly name = "overlay";
+  /**
+   * A layer's diff goes into its own `diff/` (the root entry skipped), and
+   * `create` takes from the parent only its directory's owner, its `diff/`'s
+   * mode and its lowers, which no apply changes.
+   */
+  readonly appliesWithoutParentContent = true as const;
   readonly #layout: Layout;
   readonly #ctr: RefCounter;
   readonly #locks = new KeyedMutex();
