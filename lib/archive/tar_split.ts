@@ -36,6 +36,7 @@
 import { ErrBadArchive } from "../errors.ts";
 import { decodeOsString, encodeOsString } from "../os_string.ts";
 import type { FileGetter } from "./file_getter.ts";
+import { Compression, decompressAs } from "./compression.ts";
 import { Crc64 } from "./crc64.ts";
 import { FileStream } from "./file_stream.ts";
 import { cleanPath, type TarHeader } from "./tar_header.ts";
@@ -266,11 +267,8 @@ export interface TarSplitEntry {
 export async function* readTarSplit(
   tarSplit: ReadableStream<Uint8Array>,
 ): AsyncGenerator<TarSplitEntry> {
-  const lines = tarSplit.pipeThrough(
-    new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
-  ).pipeThrough(
-    new TextDecoderStream(),
-  );
+  // ISA-L when it is there (a third of a diff's time went to DecompressionStream and its chunks)
+  const lines = decompressAs(tarSplit, Compression.Gzip).pipeThrough(new TextDecoderStream());
   let rest = "";
   const parse = (line: string): TarSplitEntry => {
     let e: Record<string, unknown>;
