@@ -13,7 +13,7 @@
  */
 
 import type { CreateOpts } from "../../drivers/driver.ts";
-import { inspectLayer, type LayerStreamInfo } from "../archive/layer_stream.ts";
+import type { LayerStreamInfo } from "../archive/layer_stream.ts";
 import { atomicWriteFile } from "../atomic.ts";
 import { ErrDuplicateID, ErrDuplicateName, ErrLayerUnknown, StorageError } from "../errors.ts";
 import type { IDMap, IDMappings } from "../idmap.ts";
@@ -293,6 +293,8 @@ export async function readDiff(
   diff: ReadableStream<Uint8Array>,
   progress: ProgressOptions,
 ): Promise<DiffRead> {
+  // The archive engine (compression, digests, tar-split) loads with the first diff, not with the store.
+  const { inspectLayer } = await import("../archive/layer_stream.ts");
   const tarSplit: Uint8Array[] = [];
   const sink = new WritableStream<Uint8Array>({ write: (c) => void tarSplit.push(c.slice()) });
   const counter = progressCounter(progress);
