@@ -6,7 +6,9 @@
  * turns, caches dropped before each copy; the store is removed untimed
  * between runs. `BENCH_RUNS` (default 3) runs each, `BENCH_IMAGE_MB`
  * (default 64) MB of files in all over `BENCH_IMAGE_LAYERS` (default 4)
- * layers.
+ * layers; with `BENCH_IMAGE_ROOTFS` (a root file system's tar) that tree
+ * split into the layers instead. Ours runs twice: the CLI, which unpacks
+ * two layers at once, and the library with the layers one by one.
  *
  * `benchCopyImage()` returns Markdown rows in the bench table's columns
  * (workload, operation, driver, ours, reference, ratio, peak RSS of each);
@@ -16,13 +18,14 @@
  * @module
  */
 
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createHash } from "node:crypto";
 import { generate } from "./generate.ts";
 import { dropCaches, run, type Sample, type Summary, summary } from "./measure.ts";
 
 const MB = 1024 * 1024;
 const cli = new URL("../cli.ts", import.meta.url).pathname;
+const copyModule = new URL("../lib/image_copy/copy.ts", import.meta.url).href;
 
 function which(name: string): string | undefined {
   for (const dir of [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/bin", "/usr/sbin"]) {
@@ -45,33 +48,74 @@ async function sha(path: string): Promise<{ digest: string; size: number }> {
   return { digest: "sha256:" + h.digest("hex"), size };
 }
 
-/** Writes the OCI layout (gzip layers) of `layers` generated trees under `dir`. */
-async function writeLayout(tmp: string, dir: string, layers: number, bytes: number) {
+/**
+ * A root file system's top-level entries (and /usr's) split into `layers`
+ * groups of about equal size, each group a list of tar arguments: its
+ * entries, after their parent directories without recursion.
+ */
+async function splitRootfs(root: string, layers: number): Promise<string[][]> {
+  const units: string[] = [];
+  for (const e of [...Deno.readDirSync(root)].map((e) => e.name).sort()) {
+    if (e !== "usr") units.push(e);
+    else {for (const u of [...Deno.readDirSync(join(root, "usr"))].map((u) => u.name)) {
+        units.push(`usr/${u}`);
+      }}
+  }
+  const du = await new Deno.Command("du", { args: ["-sb", ...units], cwd: root }).output();
+  const sizes = new Map(
+    new TextDecoder().decode(du.stdout).trim().split("\n").map((l) => {
+      const [n, path] = l.split("\t");
+      return [path, Number(n)] as const;
+    }),
+  );
+  const groups = Array.from({ length: layers }, () => ({ size: 0, units: [] as string[] }));
+  for (const u of [...units].sort((a, b) => sizes.get(b)! - sizes.get(a)!)) {
+    const g = groups.reduce((a, b) => b.size < a.size ? b : a);
+    g.size += sizes.get(u)!;
+    g.units.push(u);
+  }
+  return groups.map((g) => {
+    const parents = g.units.some((u) => u.startsWith("usr/")) ? ["usr"] : [];
+    return ["--no-recursion", ...parents, "--recursion", ...g.units.sort()];
+  });
+}
+
+/**
+ * Writes the OCI layout (gzip layers) of `layers` layers under `dir`: the
+ * root file system of the tar `rootfs` split among them, or else generated
+ * trees, one under a different top directory in each layer.
+ */
+export async function writeLayout(
+  tmp: string,
+  dir: string,
+  layers: number,
+  bytes: number,
+  rootfs?: string,
+) {
   const src = join(tmp, "src");
-  generate(src, { bytes: bytes / layers, files: 3000 / layers });
+  let parts: string[][];
+  if (rootfs) {
+    await Deno.mkdir(src);
+    await run(["tar", "--numeric-owner", "-xf", rootfs, "-C", src]);
+    parts = await splitRootfs(src, layers);
+  } else {
+    generate(src, { bytes: bytes / layers, files: 3000 / layers });
+    parts = Array.from({ length: layers }, (_, i) => [`--transform=s,^\\.,./layer${i},`, "."]);
+  }
   const blobs = join(dir, "blobs/sha256");
   await Deno.mkdir(blobs, { recursive: true });
   const diffIDs: string[] = [];
   const descs = [];
   for (let i = 0; i < layers; i++) {
     const tar = join(tmp, `layer${i}.tar`);
-    await run([
-      "tar",
-      "--numeric-owner",
-      "-cf",
-      tar,
-      "-C",
-      src,
-      `--transform=s,^\\.,./layer${i},`,
-      ".",
-    ]);
+    await run(["tar", "--numeric-owner", "-cf", tar, "-C", src, ...parts[i]]);
     diffIDs.push((await sha(tar)).digest);
     await run(["gzip", "-n", "-f", tar]);
     const d = await sha(`${tar}.gz`);
     await Deno.rename(`${tar}.gz`, join(blobs, d.digest.slice(7)));
     descs.push({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...d });
   }
-  await Deno.remove(src, { recursive: true });
+  await run(["rm", "-rf", src]);
   const enc = new TextEncoder();
   const put = async (b: Uint8Array) => {
     const digest = "sha256:" + createHash("sha256").update(b).digest("hex");
@@ -115,6 +159,7 @@ export async function benchCopyImage(): Promise<string> {
   const runs = Number(Deno.env.get("BENCH_RUNS") ?? 3);
   const layers = Number(Deno.env.get("BENCH_IMAGE_LAYERS") ?? 4);
   const bytes = Number(Deno.env.get("BENCH_IMAGE_MB") ?? 64) * MB;
+  const rootfs = Deno.env.get("BENCH_IMAGE_ROOTFS");
   const skopeo = which("skopeo");
   const tmp = await Deno.makeTempDir({
     dir: Deno.env.get("BENCH_DIR") ?? "/var/tmp",
@@ -122,7 +167,9 @@ export async function benchCopyImage(): Promise<string> {
   });
   try {
     const layout = join(tmp, "oci");
-    await writeLayout(tmp, layout, layers, bytes);
+    await writeLayout(tmp, layout, layers, bytes, rootfs);
+    const blobsMB = [...Deno.readDirSync(join(layout, "blobs/sha256"))]
+      .reduce((n, e) => n + Deno.statSync(join(layout, "blobs/sha256", e.name)).size, 0) / MB;
     const store = join(tmp, "store");
     const g = join(store, "g"), r = join(store, "r");
     await Deno.mkdir(join(tmp, "t"));
@@ -135,9 +182,16 @@ export async function benchCopyImage(): Promise<string> {
       '{"default":[{"type":"insecureAcceptAnything"}]}',
     );
     const ref = `containers-storage:[overlay@${g}+${r}]localhost/bench:1`;
+    // The library with the layers unpacked one after another, for the gain of doing two at once.
+    const oneByOne = `import { copyImage } from ${JSON.stringify(copyModule)};\n` +
+      `await copyImage(${JSON.stringify(`oci:${layout}:latest`)}, ${JSON.stringify(ref)}, ` +
+      `{ layerConcurrency: 1 });`;
     const tools: { name: string; argv: string[] }[] = [{
       name: "ours",
       argv: [Deno.execPath(), "run", "-A", cli, "copy-image", `oci:${layout}:latest`, ref],
+    }, {
+      name: "one by one",
+      argv: [Deno.execPath(), "eval", oneByOne],
     }];
     if (skopeo) {
       tools.push({
@@ -167,14 +221,21 @@ export async function benchCopyImage(): Promise<string> {
       }
     }
     await clean();
-    const ours = summary(samples.get("ours")!);
     const theirs = skopeo ? summary(samples.get("reference")!) : undefined;
-    const ratio = theirs ? (ours.med / theirs.med).toFixed(2) : "–";
-    const op =
-      `copy-image oci: → containers-storage: (${layers} gzip layers; reference: skopeo copy)`;
-    return `| image ${bytes / MB} MB | ${op} | overlay | ${cell(ours)} | ${
-      cell(theirs)
-    } | ${ratio} | ${ours.rssMB.toFixed(0)} | ${theirs?.rssMB.toFixed(0) ?? "–"} |\n`;
+    const workload = rootfs
+      ? `${basename(rootfs)} rootfs, ${blobsMB.toFixed(0)} MB gzip`
+      : `image ${bytes / MB} MB`;
+    const row = (name: string, what: string) => {
+      const ours = summary(samples.get(name)!);
+      const ratio = theirs ? (ours.med / theirs.med).toFixed(2) : "–";
+      const op =
+        `${what} oci: → containers-storage: (${layers} gzip layers; reference: skopeo copy)`;
+      return `| ${workload} | ${op} | overlay | ${cell(ours)} | ${cell(theirs)} | ${ratio} | ${
+        ours.rssMB.toFixed(0)
+      } | ${theirs?.rssMB.toFixed(0) ?? "–"} |\n`;
+    };
+    return row("ours", "copy-image (2 layers unpacked at once)") +
+      row("one by one", "copyImage, layers one by one");
   } finally {
     await run(["rm", "-rf", tmp]);
   }
