@@ -128,7 +128,7 @@ const LISTING_FORBIDDEN: RegExp[] = [
   /^node:|^ext:deno_node\//,
 ];
 
-Deno.test("startup: layers, images and containers load no archive, layer-write, Node or npm module without a storage.conf", async () => {
+Deno.test("startup: layers, images and containers (and mount, create-container) load no archive, layer-write, Node or npm module without a storage.conf", async () => {
   const dir = await tempDir("startup-listing-");
   try {
     const baseline = await baselineNodeModules();
@@ -151,6 +151,18 @@ Deno.test("startup: layers, images and containers load no archive, layer-write, 
       const extra = [...modules].filter((m) => !baseline.has(m));
       const bad = extra.filter((m) => LISTING_FORBIDDEN.some((re) => re.test(m)));
       assert.deepEqual(bad, [], `${command} loaded them`);
+    }
+    // Commands that write records but no diff load none of the heavy part either.
+    const heavy =
+      /^lib\/archive\/(compression|layer_stream|digest|tar_split|crc64|apply|export)\.ts$/;
+    for (
+      const args of [["mount", layer.stdout.trim()], ["create-container", image.stdout.trim()]]
+    ) {
+      const { modules, code } = await loadedBy([...globals, ...args], cli, noConf);
+      assert.equal(code, 0, args[0]);
+      const extra = [...modules].filter((m) => !baseline.has(m));
+      const bad = extra.filter((m) => heavy.test(m) || /^node:|^ext:deno_node\/|npm/.test(m));
+      assert.deepEqual(bad, [], `${args[0]} loaded them`);
     }
     // With a storage.conf present the parser does load: the check above sees npm modules when they are there.
     await Deno.writeTextFile(`${dir}/storage.conf`, `[storage]\ndriver = "vfs"\n`);
