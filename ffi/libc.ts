@@ -85,20 +85,13 @@ let errnoView: Deno.UnsafePointerView | undefined;
  * a lock and reads a file) would pay for dozens it never calls.
  */
 export function libc(): Libc {
-  if (lib) return lib;
-  const table: Record<string, unknown> = {};
-  for (const name of Object.keys(SYMBOLS) as (keyof typeof SYMBOLS)[]) {
-    Object.defineProperty(table, name, {
-      enumerable: true,
-      configurable: true,
-      get() {
-        const symbol = bind(name);
-        Object.defineProperty(table, name, { value: symbol, enumerable: true });
-        return symbol;
-      },
-    });
-  }
-  lib = table as Libc;
+  // A proxy, not a getter per symbol: defining all the getters up front took about a millisecond.
+  lib ??= new Proxy({} as Record<string, unknown>, {
+    get(bound, name) {
+      if (typeof name !== "string" || !Object.hasOwn(SYMBOLS, name)) return undefined;
+      return bound[name] ??= bind(name as keyof typeof SYMBOLS);
+    },
+  }) as Libc;
   return lib;
 }
 
