@@ -25,52 +25,64 @@ export interface PassOnHooks {
 }
 
 /**
- * `source` passed on as a byte stream, with `hooks`. A byte source (the
- * tar-split rebuild) is read into the consumer's own buffers (BYOB), so a
- * consumer that reuses one buffer gets a layer with no allocation per
- * chunk; any other source is passed on chunk by chunk.
+ * `source` passed on with `hooks`. A byte source (the tar-split rebuild) is
+ * passed on as a byte stream whose BYOB reads fill the consumer's own
+ * buffers, so a consumer that reuses one buffer gets a layer with no
+ * allocation per chunk. Any other source is passed on as an ordinary stream,
+ * chunk by chunk: a byte stream would take (detach) its chunks' buffers,
+ * which their producer may still use.
  */
 export function passOn(
   source: ReadableStream<Uint8Array>,
   hooks: PassOnHooks,
 ): ReadableStream<Uint8Array> {
-  let byob: ReadableStreamBYOBReader | undefined;
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let byob: ReadableStreamBYOBReader;
   try {
     byob = source.getReader({ mode: "byob" });
   } catch {
-    reader = source.getReader(); // not a byte stream
+    return passChunks(source.getReader(), hooks); // not a byte stream
   }
-  const close = async (c: ReadableByteStreamController, last?: Uint8Array) => {
-    await hooks.end?.();
-    c.close();
-    if (last) c.byobRequest?.respondWithNewView(last);
-    else c.byobRequest?.respond(0);
-  };
   return new ReadableStream({
     type: "bytes",
     autoAllocateChunkSize: REBUILD_CHUNK,
     async pull(c) {
       try {
-        if (byob) {
-          const req = c.byobRequest!;
-          const r = await byob.read(req.view as Uint8Array<ArrayBuffer>);
-          if (r.done) return await close(c, r.value);
-          req.respondWithNewView(r.value);
-          return;
-        }
-        for (;;) {
-          const r = await reader!.read();
-          if (r.done) return await close(c);
-          if (r.value.length) return c.enqueue(r.value as Uint8Array<ArrayBuffer>);
-        }
+        const req = c.byobRequest!;
+        const r = await byob.read(req.view as Uint8Array<ArrayBuffer>);
+        if (!r.done) return req.respondWithNewView(r.value);
+        await hooks.end?.();
+        c.close();
+        if (r.value) c.byobRequest?.respondWithNewView(r.value);
+        else c.byobRequest?.respond(0);
       } catch (e) {
         c.error(await hooks.fail(e));
       }
     },
     async cancel(reason) {
-      await (byob ?? reader)!.cancel(reason).catch(() => {});
+      await byob.cancel(reason).catch(() => {});
       await hooks.cancel?.();
     },
   });
+}
+
+function passChunks(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  hooks: PassOnHooks,
+): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      try {
+        const r = await reader.read();
+        if (!r.done) return c.enqueue(r.value);
+        await hooks.end?.();
+        c.close();
+      } catch (e) {
+        c.error(await hooks.fail(e));
+      }
+    },
+    async cancel(reason) {
+      await reader.cancel(reason).catch(() => {});
+      await hooks.cancel?.();
+    },
+  }, { highWaterMark: 0 });
 }
