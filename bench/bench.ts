@@ -16,6 +16,9 @@
  *   debootstrap): import-layer of its .tar.gz, .tar.zst and .tar (on the first
  *   driver; the .tar.gz on the others), diff -u; and a 1 GiB layer (it plus an
  *   800 MiB file) for the peak RSS.
+ * Then `copy-image` of a multi-layer OCI layout into an overlay store against
+ * `skopeo copy` (bench/copy_image.ts; `BENCH_COPY=0` skips it; the rootfs,
+ * split into layers, when `BENCH_ROOTFS` is set).
  * And the floors of the machine: gzip -dc, igzip -dc, sha256sum, GNU tar -x
  * and -c, Deno's own start-up. Before each import its layer file is dropped
  * from the page cache (the executables stay cached).
@@ -28,6 +31,7 @@
  */
 
 import { writeBigStore } from "./big_store.ts";
+import { benchCopyImage } from "./copy_image.ts";
 import { generate } from "./generate.ts";
 import { evict, run, type Sample, type Summary, summary } from "./measure.ts";
 
@@ -337,7 +341,8 @@ function cell(s?: Summary): string {
   return s ? `${s.med.toFixed(3)} (${s.min.toFixed(3)}–${s.max.toFixed(3)})` : "–";
 }
 
-function table(header: string): string {
+/** The table; `extraRows` are rows already formatted (the image copy's). */
+function table(header: string, extraRows: string): string {
   const lines = [
     header,
     "",
@@ -354,6 +359,7 @@ function table(header: string): string {
       } |`,
     );
   }
+  if (extraRows) lines.push(extraRows.trimEnd());
   lines.push("", "Floors of the machine on the same data:", "");
   lines.push("| floor | s, median (min–max) | peak RSS MB |", "|---|---:|---:|");
   for (const f of floors) lines.push(`| ${f.what} | ${cell(f.sum)} | ${f.sum.rssMB.toFixed(0)} |`);
@@ -419,11 +425,18 @@ try {
       }
     }
   }
+  // skopeo copy as the reference; the real rootfs split into layers when there is one
+  let copyRows = "";
+  if (Deno.env.get("BENCH_COPY") !== "0") {
+    console.error("copy-image against skopeo copy …");
+    if (ROOTFS && !Deno.env.get("BENCH_IMAGE_ROOTFS")) Deno.env.set("BENCH_IMAGE_ROOTFS", ROOTFS);
+    copyRows = await benchCopyImage();
+  }
   await measureFloors(rootfs?.tar ?? generated.tar, rootfs?.gz ?? generated.gz);
   const header = `## ${
     new Date().toISOString().slice(0, 10)
   }: ours vs reference\n\nMachine: ${await machine()}.`;
-  const md = table(header);
+  const md = table(header, copyRows);
   console.log(md);
   const dir = new URL("./results/", import.meta.url);
   Deno.mkdirSync(dir, { recursive: true });
