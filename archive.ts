@@ -73,7 +73,7 @@ export {
   TarSplitPacker,
   type TarSplitPackerOptions,
 } from "./lib/archive/tar_split.ts";
-export type { FileGetter } from "./lib/archive/file_getter.ts";
+export type { FileGetter, FileReader } from "./lib/archive/file_getter.ts";
 // All of it: compression detection, (de)compressing streams and their options.
 export * from "./lib/archive/compression.ts";
 export type { RingSize } from "./lib/archive/ring.ts";

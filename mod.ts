@@ -102,7 +102,14 @@ export { atomicWriteFile } from "./lib/atomic.ts";
 export { SyscallError } from "./ffi/errors.ts";
 // What the Store's own API names; the rest of the archive engine and the
 // drivers are the ./archive and ./drivers entry points.
-export type { ApplyDiffOpts, CreateOpts, Driver, FileGetter, MountOpts } from "./drivers/driver.ts";
+export type {
+  ApplyDiffOpts,
+  CreateOpts,
+  Driver,
+  FileGetter,
+  FileReader,
+  MountOpts,
+} from "./drivers/driver.ts";
 export { type Change, ChangeKind } from "./lib/archive/change.ts";
 export { Compression } from "./lib/archive/compression.ts";
 

@@ -20,7 +20,7 @@ import type { FileGetter } from "../lib/archive/file_getter.ts";
 import type { IDMappings } from "../lib/idmap.ts";
 
 export { type Change, ChangeKind } from "../lib/archive/change.ts";
-export type { FileGetter } from "../lib/archive/file_getter.ts";
+export type { FileGetter, FileReader } from "../lib/archive/file_getter.ts";
 
 /** Options for creating a layer's directory. */
 export interface CreateOpts {

@@ -13,7 +13,8 @@
  */
 
 import type { FileGetter } from "../driver.ts";
-import { openFileStream } from "../../lib/archive/file_stream.ts";
+import type { FileReader } from "../../lib/archive/file_getter.ts";
+import { openFileReader, openFileStream } from "../../lib/archive/file_stream.ts";
 import { SafeRoot } from "../../lib/archive/safe_path.ts";
 import { listDir } from "../../ffi/dirent.ts";
 import { isDir, lstatNs } from "../../ffi/fs.ts";
@@ -57,15 +58,28 @@ export class DiffDirsGetter implements FileGetter {
 
   /** Opens `path` (a tar entry name such as "./etc/passwd") in the first directory that has it. */
   get(path: string): Promise<ReadableStream<Uint8Array>> {
+    try {
+      return Promise.resolve(this.#first(path, openFileStream));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Like {@linkcode get}, for synchronous reads. */
+  open(path: string): FileReader {
+    return this.#first(path, openFileReader);
+  }
+
+  #first<T>(path: string, open: (p: string) => T): T {
     let first: unknown;
     for (const root of this.#roots) {
       try {
-        return Promise.resolve(openFileStream(root.entryPath(path)));
+        return open(root.entryPath(path));
       } catch (e) {
         first ??= e;
       }
     }
-    return Promise.reject(first ?? new Deno.errors.NotFound(path));
+    throw first ?? new Deno.errors.NotFound(path);
   }
 
   /** Nothing to release: the getter reads directories directly. */

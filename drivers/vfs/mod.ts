@@ -242,10 +242,11 @@ class VfsDriver implements Driver {
 
   async diffGetter(id: string): Promise<FileGetter> {
     const { SafeRoot } = await import("../../lib/archive/safe_path.ts");
-    const { openFileStream } = await import("../../lib/archive/file_stream.ts");
+    const { openFileReader, openFileStream } = await import("../../lib/archive/file_stream.ts");
     const root = new SafeRoot(this.dir(id));
     return {
       get: (path: string) => Promise.resolve(openFileStream(root.entryPath(path))),
+      open: (path: string) => openFileReader(root.entryPath(path)),
       async close() {},
     };
   }

@@ -6,48 +6,80 @@
  * thread pool and a byte stream per file; for a layer of thousands of small
  * files that costs far more than the reads themselves (measured: 6,000 files,
  * 170 MB read in ~1 s that way, ~50 ms with synchronous reads). Local file
- * reads do not block for long, so a `FileGetter` hands out
- * {@linkcode FileStream}s and `rebuildTar` reads them with
- * {@linkcode FileStream.readInto}; any other consumer sees an ordinary stream.
+ * reads do not block for long, so a `FileGetter` opens
+ * {@linkcode LocalFileReader}s (its `open`) that `rebuildTar` reads straight
+ * into its output, and hands out {@linkcode FileStream}s (its `get`), which
+ * any other consumer sees as an ordinary stream.
  * Files are opened by their path's bytes (ffi/file.ts): layer file names
  * need not be UTF-8.
  *
  * @example
  * ```ts ignore
- * import { openFileStream } from "./file_stream.ts";
- * const getter = { get: (p: string) => Promise.resolve(openFileStream(`${root}/${p}`)), close: async () => {} };
+ * import { openFileReader, openFileStream } from "./file_stream.ts";
+ * const getter = {
+ *   get: (p: string) => Promise.resolve(openFileStream(`${root}/${p}`)),
+ *   open: (p: string) => openFileReader(`${root}/${p}`),
+ *   close: async () => {},
+ * };
  * ```
  * @module
  */
 
 import { RawFile } from "../../ffi/file.ts";
 import { O_NOFOLLOW, O_RDONLY } from "../../ffi/libc.ts";
+import type { FileReader } from "./file_getter.ts";
 
 /** Chunk size when the stream is consumed as a stream (Deno's own default). */
 const STREAM_CHUNK = 64 << 10;
 
-/** A file's content; closes the file at end of stream, on cancel or on {@linkcode release}. */
-export class FileStream extends ReadableStream<Uint8Array> {
-  /** Shared with the underlying source, which cannot see `this`; emptied on release. */
-  #open: { file?: RawFile };
+/** A local file read synchronously; {@linkcode release} closes it. */
+export class LocalFileReader implements FileReader {
+  #file?: RawFile;
 
   /** Takes ownership of `file`. */
   constructor(file: RawFile) {
-    const open: { file?: RawFile } = { file };
+    this.#file = file;
+  }
+
+  /**
+   * Reads synchronously into `buf`: the number of bytes read (at least one
+   * unless `buf` is empty), or null at end of file or after
+   * {@linkcode release}.
+   */
+  readInto(buf: Uint8Array): number | null {
+    const n = this.#file?.read(buf) ?? 0;
+    return n === 0 && buf.length > 0 ? null : n;
+  }
+
+  /** Closes the file (idempotent). */
+  release(): void {
+    const f = this.#file;
+    this.#file = undefined;
+    f?.close();
+  }
+}
+
+/** A file's content; closes the file at end of stream, on cancel or on {@linkcode release}. */
+export class FileStream extends ReadableStream<Uint8Array> implements FileReader {
+  readonly #reader: LocalFileReader;
+
+  /** Takes ownership of `file`. */
+  constructor(file: RawFile) {
+    const reader = new LocalFileReader(file);
     super({
       pull(ctl) {
         const buf = new Uint8Array(STREAM_CHUNK);
-        const n = open.file?.read(buf) ?? 0;
-        if (n === 0) {
-          release(open);
+        const n = reader.readInto(buf);
+        if (n === null) {
+          reader.release();
           ctl.close();
         } else ctl.enqueue(buf.subarray(0, n));
       },
       cancel() {
-        release(open);
+        reader.release();
       },
     }, { highWaterMark: 0 });
-    this.#open = open;
+    this.#reader = reader;
   }
 
   /**
@@ -56,20 +88,13 @@ export class FileStream extends ReadableStream<Uint8Array> {
    * {@linkcode release}. Use either this or the stream, not both.
    */
   readInto(buf: Uint8Array): number | null {
-    const n = this.#open.file?.read(buf) ?? 0;
-    return n === 0 && buf.length > 0 ? null : n;
+    return this.#reader.readInto(buf);
   }
 
   /** Closes the file (idempotent). */
   release(): void {
-    release(this.#open);
+    this.#reader.release();
   }
-}
-
-function release(open: { file?: RawFile }): void {
-  const f = open.file;
-  open.file = undefined;
-  f?.close();
 }
 
 /**
@@ -78,5 +103,18 @@ function release(open: { file?: RawFile }): void {
  * @throws {SyscallError} when it cannot be opened (`code` "ENOENT", "ELOOP", …).
  */
 export function openFileStream(path: string): FileStream {
-  return new FileStream(RawFile.open(path, O_RDONLY | O_NOFOLLOW));
+  return new FileStream(openRaw(path));
+}
+
+/**
+ * Opens `path` for synchronous reads (a getter's `open`), never through a
+ * final symlink, like {@linkcode openFileStream}.
+ * @throws {SyscallError} when it cannot be opened.
+ */
+export function openFileReader(path: string): LocalFileReader {
+  return new LocalFileReader(openRaw(path));
+}
+
+function openRaw(path: string): RawFile {
+  return RawFile.open(path, O_RDONLY | O_NOFOLLOW);
 }
