@@ -5,25 +5,9 @@
  * tarball byte for byte and leaving nothing behind.
  */
 import assert from "node:assert/strict";
-import { isRoot, lookPath, notRootReason, run, tempDir } from "./helpers.ts";
+import { checkoutCopy as freshCopy, isRoot, lookPath, notRootReason, run } from "./helpers.ts";
 
-const checkout = new URL("..", import.meta.url).pathname;
 const NOBODY = 65534;
-
-/** A copy of the checkout (without .git) in a 0755 temporary directory. */
-async function freshCopy(): Promise<{ dir: string; src: string }> {
-  const dir = await tempDir("demo-test-");
-  await Deno.chmod(dir, 0o755);
-  const src = `${dir}/src`;
-  await Deno.mkdir(src);
-  await Deno.chmod(src, 0o755);
-  for await (const e of Deno.readDir(checkout)) {
-    if (e.name === ".git") continue;
-    const r = await run("cp", ["-a", `${checkout}${e.name}`, `${src}/`]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-  return { dir, src };
-}
 
 /** What every run of the demo must print, and that it removed its store. */
 async function assertDemo(r: { code: number; stdout: string; stderr: string }, driver: string) {

@@ -42,6 +42,26 @@ export async function tempDir(prefix = "cstest-"): Promise<string> {
 }
 
 /**
+ * A copy of the checkout (without .git) in a 0755 temporary directory, so
+ * that another user can read it even when the checkout sits in a directory
+ * only root may enter (as CI's 0700 temporary clone does).
+ */
+export async function checkoutCopy(): Promise<{ dir: string; src: string }> {
+  const checkout = new URL("..", import.meta.url).pathname;
+  const dir = await tempDir("checkout-copy-");
+  await Deno.chmod(dir, 0o755);
+  const src = `${dir}/src`;
+  await Deno.mkdir(src);
+  await Deno.chmod(src, 0o755);
+  for await (const e of Deno.readDir(checkout)) {
+    if (e.name === ".git") continue;
+    const r = await run("cp", ["-a", `${checkout}${e.name}`, `${src}/`]);
+    if (r.code !== 0) throw new Error(`copying the checkout: ${r.stderr}`);
+  }
+  return { dir, src };
+}
+
+/**
  * Removes a tree, first detaching any mounts below it (the overlay driver
  * bind-mounts its home onto itself, and tests may leave layers mounted).
  */

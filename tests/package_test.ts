@@ -9,7 +9,7 @@
  * the source tree, absent from a compiled binary).
  */
 import assert from "node:assert/strict";
-import { isRoot, removeTree, run, type RunResult } from "./helpers.ts";
+import { checkoutCopy, isRoot, removeTree, run, type RunResult } from "./helpers.ts";
 
 const root = new URL("../", import.meta.url);
 const repo = root.pathname;
@@ -126,8 +126,11 @@ Deno.test({
   ignore: !isRoot,
 }, async () => {
   // nobody gets its own DENO_DIR with a copy of our npm cache (no download),
-  // its own temporary directory, and the checkout read-only (no lock file write).
+  // its own temporary directory, and a copy of the checkout it can read but
+  // not write (no lock file write): the checkout itself may sit in a
+  // directory only root can enter.
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "package-nobody-" });
+  const copy = await checkoutCopy();
   try {
     const info = JSON.parse((await deno(["info", "--json"])).stdout) as { npmCache: string };
     await run("cp", ["-r", info.npmCache, `${dir}/npm`]);
@@ -149,9 +152,10 @@ Deno.test({
       "--no-lock",
       "--cached-only",
       ...entryPoints,
-    ], { env, cwd: repo });
+    ], { env, cwd: copy.src });
     assertDocTestsPassed(r);
   } finally {
     await removeTree(dir);
+    await removeTree(copy.dir);
   }
 });
