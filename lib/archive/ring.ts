@@ -23,8 +23,13 @@ export interface RingSize {
   size: number;
 }
 
-/** The ring of the store's apply: 16 buffers of 256 KiB (the stages hold fewer than ten chunks). */
-export const APPLY_RING: RingSize = { count: 16, size: 256 << 10 };
+/**
+ * The ring of the store's apply: 16 buffers of 128 KiB (the stages hold
+ * fewer than ten chunks). Measured on a 201 MiB rootfs .tar.gz: 256 KiB
+ * buffers made the import ~4% faster but its peak RSS ~9 MB higher (~107
+ * against ~98 MB).
+ */
+export const APPLY_RING: RingSize = { count: 16, size: 128 << 10 };
 
 /** Buffers handed out in turn. */
 export class ByteRing {
