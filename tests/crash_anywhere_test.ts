@@ -15,7 +15,9 @@
  *   leftovers allowed are those 1.43 leaves too: complete layers nothing
  *   references (a container's layer finished before its record; an image
  *   record removed before its layers), which are then deleted as a user
- *   would, so that the next round starts clean.
+ *   would, and the directory of an image whose record was removed when
+ *   the kill came, which is then removed, so that the next round starts
+ *   clean.
  *
  * The kills must land in each of the five operations at least once.
  * @module
@@ -206,7 +208,18 @@ async function worker(
         await openOurs(root);
       }
       const check = await checkStore(ref);
-      assert.deepEqual(check.problems, [], what);
+      // What 1.43 leaves too: the directory of an image whose deletion was
+      // cut short after images.json was saved without it (1.43 saves the
+      // record list before removing the directory, as we do). A user cannot
+      // see it; it goes here, as the unused layers below do.
+      const halfDeleted = inFlight?.begin === "delete-image"
+        ? `orphan ${join(ref.graph, "vfs-images", inFlight.id!)}`
+        : undefined;
+      if (halfDeleted && check.problems.includes(halfDeleted)) {
+        await Deno.remove(join(ref.graph, "vfs-images", inFlight!.id!), { recursive: true });
+        stats.leftovers++;
+      }
+      assert.deepEqual(check.problems.filter((p) => p !== halfDeleted), [], what);
       const layers = new Set(check.layers.map((l) => l.id));
       if (inFlight?.begin === "delete-image") {
         committed.deleting(inFlight.id!, new Set(check.images.map((i) => i.id)), layers);
