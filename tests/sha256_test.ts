@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { sha256Hex } from "../lib/sha256.ts";
+import { sha256Digest } from "../lib/records/record_store.ts";
 
 const reference = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -32,4 +33,11 @@ Deno.test("sha256: same as node:crypto for lengths 0–300, a view into a larger
   const view = bytes.subarray(7, 7 + 1000);
   assert.equal(sha256Hex(view), reference(view));
   assert.equal(sha256Hex(bytes), reference(bytes));
+});
+
+Deno.test("sha256Digest: the store's digest of big data, small and large (above 1 MiB)", () => {
+  for (const n of [0, 3, (1 << 20) - 1, 1 << 20, (3 << 20) + 5]) {
+    const b = new Uint8Array(n).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
+    assert.equal(sha256Digest(b), `sha256:${reference(b)}`, `${n} bytes`);
+  }
 });
