@@ -102,17 +102,19 @@ export function isDirEntry(path: string, type: number): boolean {
 
 /**
  * Removes `path` and, if it is a directory, everything below it, never
- * following symlinks; a missing `path` is not an error.
+ * following symlinks; a missing `path` is not an error. Returns whether
+ * there was anything to remove.
  */
-export function removeAll(path: string): void {
+export function removeAll(path: string): boolean {
   const l = libc();
   const p = cstr(path);
-  if (l.unlink(p) === 0) return;
+  if (l.unlink(p) === 0) return true;
   const e = errno();
-  if (e === Errno.ENOENT) return;
+  if (e === Errno.ENOENT) return false;
   if (e !== Errno.EISDIR) throw new SyscallError("unlink", e, path);
   for (const entry of listDir(path)) removeAll(`${path}/${entry.name}`);
   check(l.rmdir(p), "rmdir", path);
+  return true;
 }
 
 /**

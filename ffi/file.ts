@@ -17,6 +17,7 @@
 
 import { Errno, SyscallError } from "./errors.ts";
 import { check, cstr, errno, libc, O_CLOEXEC } from "./libc.ts";
+import type { Timespec } from "./fs.ts";
 
 /** Errnos of copy_file_range meaning "not between these files": copy by reading and writing. */
 const NO_COPY_RANGE = new Set<number>([Errno.EXDEV, Errno.EINVAL, Errno.ENOSYS, Errno.EOPNOTSUPP]);
@@ -59,6 +60,37 @@ export class RawFile {
       const n = libc().pwrite(this.#fd, part, BigInt(part.length), BigInt(at + off));
       off += check(n, "pwrite", this.path);
     }
+  }
+
+  /** fchown(2): the owner of the open file; -1 leaves an ID unchanged. */
+  chown(uid: number, gid: number): void {
+    check(libc().fchown(this.#fd, uid >>> 0, gid >>> 0), "fchown", this.path);
+  }
+
+  /** fchmod(2): the permission bits (and setuid, setgid, sticky) of the open file. */
+  chmod(mode: number): void {
+    check(libc().fchmod(this.#fd, mode), "fchmod", this.path);
+  }
+
+  /** futimens(2): access and modification times, with nanoseconds. */
+  setTimes(atime: Timespec, mtime: Timespec): void {
+    const times = new BigInt64Array([
+      BigInt(atime.sec),
+      BigInt(atime.nsec),
+      BigInt(mtime.sec),
+      BigInt(mtime.nsec),
+    ]);
+    check(libc().futimens(this.#fd, new Uint8Array(times.buffer)), "futimens", this.path);
+  }
+
+  /** fsetxattr(2): sets extended attribute `name` of the open file. */
+  setXattr(name: string, value: Uint8Array): void {
+    const buf = new Uint8Array(value);
+    check(
+      libc().fsetxattr(this.#fd, cstr(name), buf, BigInt(buf.length), 0),
+      "fsetxattr",
+      this.path,
+    );
   }
 
   /** Sets the file's size (a hole, if it grows). */

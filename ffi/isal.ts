@@ -6,9 +6,11 @@
  * JavaScript CRC when {@linkcode isalInflate} / {@linkcode isalCrc64} give
  * undefined.
  *
- * The inflate runs as a non-blocking FFI call, on a thread of Deno's pool:
- * decompression of the next chunk overlaps with what the JavaScript thread
- * does with the last one (parsing, hashing, writing files).
+ * The inflate is a synchronous call on the calling thread. It once ran on
+ * Deno's pool as a non-blocking call, but an import's files are now written
+ * by a worker (lib/archive/apply_thread.ts), which leaves this thread time
+ * to spare, and on our 2-core VMs the handing over of ~1,600 chunks to pool
+ * threads (a wake-up, a context switch) cost more than the inflate itself.
  *
  * `struct inflate_state` is allocated here, so its layout is part of the
  * ABI we rely on: the offsets below are those of ISA-L 2.x's igzip_lib.h
@@ -22,7 +24,7 @@
  * if (inf) {
  *   inf.setInput(gzipBytes);
  *   const out = new Uint8Array(1 << 16);
- *   const { status, produced } = await inf.inflate(out);
+ *   const { status, produced } = inf.inflate(out);
  *   inf.free();
  * }
  * ```
@@ -34,10 +36,7 @@ import { openOptional } from "./optional_lib.ts";
 const SYMBOLS = {
   isal_inflate_init: { parameters: ["buffer"], result: "void" },
   isal_inflate_reset: { parameters: ["buffer"], result: "void" },
-  // Decoding a chunk takes a millisecond or more: off the JavaScript thread.
-  // The state as a pointer: a "buffer" argument of a non-blocking call costs a copy.
-  isal_inflate: { parameters: ["pointer"], result: "i32", nonblocking: true },
-  isal_inflate_sync: { name: "isal_inflate", parameters: ["buffer"], result: "i32" },
+  isal_inflate: { parameters: ["buffer"], result: "i32" },
   crc64_iso_refl: { parameters: ["u64", "buffer", "u64"], result: "u64" },
 } as const;
 
@@ -114,7 +113,7 @@ function selfTest(l: Isal): boolean {
     inf.setInput(PROBE);
     const out = new Uint8Array(64);
     inf.bindOutput(out);
-    const status = l.isal_inflate_sync(inf.state);
+    const status = l.isal_inflate(inf.state);
     return status === 0 && inf.finished && inf.availIn === 0 &&
       new TextDecoder().decode(out.subarray(0, inf.produced(out))) === "isal\n";
   } catch {
@@ -141,7 +140,6 @@ export class IsalInflate {
   /** The `struct inflate_state`. */
   readonly state: Uint8Array<ArrayBuffer> = new Uint8Array(STATE_SIZE);
   readonly #view = new DataView(this.state.buffer);
-  readonly #statePtr = Deno.UnsafePointer.of(this.state);
   /** Keeps the input alive while ISA-L points into it. */
   #input: Uint8Array | undefined;
 
@@ -179,10 +177,10 @@ export class IsalInflate {
     return out.length - this.#view.getUint32(AVAIL_OUT, true);
   }
 
-  /** Decodes into `out`, on another thread. */
-  async inflate(out: Uint8Array): Promise<InflateStep> {
+  /** Decodes into `out`. */
+  inflate(out: Uint8Array): InflateStep {
     this.bindOutput(out);
-    const status = await this.lib.isal_inflate(this.#statePtr);
+    const status = this.lib.isal_inflate(this.state);
     return { status, produced: this.produced(out) };
   }
 
@@ -206,11 +204,6 @@ export class IsalInflate {
 /** What a negative {@linkcode InflateStep.status} means, in Go's words where they exist. */
 export function inflateError(status: number): string {
   return STATUS[status] ?? `ISA-L inflate error ${status}`;
-}
-
-/** Whether ISA-L is usable (see optional_lib.ts); {@linkcode isalInflate} then gives a decoder. */
-export function isalAvailable(): boolean {
-  return lib() !== undefined;
 }
 
 /** A gzip decoder on ISA-L, or undefined when the library is not usable. */

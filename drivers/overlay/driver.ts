@@ -408,7 +408,7 @@ export class OverlayDriver implements Driver, ParentFreeApply {
    */
   async applyDiff(id: string, parent: string, opts: ApplyDiffOpts): Promise<number> {
     // The archive engine loads when a layer is written, not when a store opens.
-    const { applyTar } = await import("../../lib/archive/apply.ts");
+    const { applyTarOffThread: applyTar } = await import("../../lib/archive/apply_thread.ts");
     const ignoreChownErrors = this.opts.ignoreChownErrors || (opts.ignoreChownErrors ?? false);
     if (!(await this.#isParent(id, parent))) {
       const fs = await this.get(id, { mountLabel: opts.mountLabel });
@@ -425,14 +425,15 @@ export class OverlayDriver implements Driver, ParentFreeApply {
       }
     }
     const diffDir = `${await this.#existingDir(id)}/diff`;
-    await applyTar(opts.diff, diffDir, {
+    const r = await applyTar(opts.diff, diffDir, {
       // the mount program reads AUFS whiteout files itself: they are extracted as they are
       whiteoutFormat: this.opts.mountProgram !== "" ? "keep" : "overlay",
       mappings: opts.mappings,
       ignoreChownErrors,
       forceMask: this.opts.forceMask,
+      measureUsage: true,
     });
-    return await directorySize(diffDir);
+    return r.usage ?? await directorySize(diffDir);
   }
 
   async #native(id: string, parent: string): Promise<boolean> {

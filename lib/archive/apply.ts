@@ -49,7 +49,7 @@ import {
 import { isDirEntry, listDir, removeAll } from "../../ffi/dirent.ts";
 import { Errno, SyscallError } from "../../ffi/errors.ts";
 import { RawFile } from "../../ffi/file.ts";
-import { O_CREAT, O_EXCL, O_WRONLY } from "../../ffi/libc.ts";
+import { cstr, O_CREAT, O_EXCL, O_WRONLY } from "../../ffi/libc.ts";
 import { openFileStream } from "./file_stream.ts";
 import { readTar } from "./tar_reader.ts";
 import {
@@ -60,6 +60,7 @@ import {
   TypeFlag,
 } from "./tar_header.ts";
 import { cleanEntryName, SafeRoot } from "./safe_path.ts";
+import { UsageTally } from "./usage_tally.ts";
 import {
   OVERLAY_OPAQUE_XATTR,
   WHITEOUT_LINK_DIR,
@@ -90,12 +91,23 @@ export interface ApplyOptions {
   forceMask?: number;
   /** Do not change ownership at all. */
   noLchown?: boolean;
+  /**
+   * Report the tree's disk usage in {@linkcode ApplyResult.usage}, added
+   * up while applying (see usage_tally.ts) when the target starts empty.
+   */
+  measureUsage?: boolean;
 }
 
 /** Result of {@linkcode applyTar}. */
 export interface ApplyResult {
   /** Sum of the entries' sizes, as containers/storage's ApplyDiff reports it. */
   size: number;
+  /**
+   * With `measureUsage`: the target's size as the overlay driver reports it
+   * (its non-directories, each inode once), when it could be added up;
+   * otherwise undefined and the caller measures the tree.
+   */
+  usage?: number;
 }
 
 /** The xattr in which force-mask mode keeps the real owner and mode. */
@@ -121,6 +133,7 @@ export async function applyTar(
   const unpacked = new Set<string>();
   const dirs: { parts: string[]; atime?: TarTime; mtime: TarTime }[] = [];
   let size = 0;
+  const tally = opts.measureUsage && listDir(target).length === 0 ? new UsageTally() : undefined;
 
   const aufsLinks = new AufsLinkSources(root, unpacked);
   try {
@@ -148,6 +161,7 @@ export async function applyTar(
         // AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs) is not extracted, as by UnpackLayer;
         // files in .wh..wh.plnk are kept aside as sources of hard links to them.
         if (clean.startsWith(WHITEOUT_LINK_DIR) && h.typeflag === TypeFlag.Reg) {
+          tally?.stop();
           await aufsLinks.save(base, h, body);
         }
         continue;
@@ -155,8 +169,14 @@ export async function applyTar(
 
       if (!keep && base === WHITEOUT_OPAQUE) {
         if (overlay) {
-          setXattr(root.abs(parent), OVERLAY_OPAQUE_XATTR, new Uint8Array([0x79]), name);
+          const dir = root.abs(parent);
+          setXattr(
+            () => lsetxattr(dir, OVERLAY_OPAQUE_XATTR, new Uint8Array([0x79])),
+            OVERLAY_OPAQUE_XATTR,
+            name,
+          );
         } else {
+          tally?.stop();
           clearNotUnpacked(root, parent, unpacked);
         }
         continue;
@@ -167,12 +187,12 @@ export async function applyTar(
           throw new ErrBadArchive(name, { detail: "whiteout names no valid file" });
         }
         const victim = [...parent, deleted];
-        removePath(root, victim);
+        removePath(root, victim, tally);
         if (overlay) {
           const abs = root.abs(victim);
           mknod(abs, S_IFCHR, 0);
           const { uid, gid } = ids(h, opts);
-          chown(abs, uid, gid, opts);
+          chown(() => lchown(abs, uid, gid), opts);
         }
         continue;
       }
@@ -182,9 +202,10 @@ export async function applyTar(
       const isDir = h.typeflag === TypeFlag.Dir;
       if (!REPLACED_ON_CREATE.has(h.typeflag)) {
         const existing = lstatIfExists(abs);
-        if (existing && !(isDirStat(existing) && isDir)) removePath(root, path);
+        if (existing && !(isDirStat(existing) && isDir)) removePath(root, path, tally);
       }
-      unpacked.add(path.join("/"));
+      // only an AUFS opaque directory asks what was unpacked
+      if (aufs) unpacked.add(path.join("/"));
 
       const source = aufs && h.typeflag === TypeFlag.Link
         ? aufsLinks.source(h.linkname, name)
@@ -193,18 +214,32 @@ export async function applyTar(
         // UnpackLayer writes the kept file's content here, with that file's header.
         const copy = { ...source.header, sparse: undefined };
         const content = openFileStream(source.abs);
+        let file: RawFile;
         try {
-          await writeBody(abs, content, copy);
+          file = await writeBody(abs, content, copy);
         } finally {
           content.release();
         }
-        applyMetadata(abs, copy, TypeFlag.Reg, ids(copy, opts), opts);
+        try {
+          applyMetadata(abs, copy, TypeFlag.Reg, ids(copy, opts), opts, file);
+        } finally {
+          file.close();
+        }
         continue;
       }
       const owner = ids(h, opts);
-      const type = createEntry(root, path, h, opts, name);
-      if (type === TypeFlag.Reg) await writeBody(abs, body, h, () => removePath(root, path));
-      applyMetadata(abs, h, type, owner, opts);
+      const type = createEntry(root, path, h, opts, name, tally);
+      if (type === TypeFlag.Reg) {
+        const file = await writeBody(abs, body, h, () => removePath(root, path, tally));
+        tally?.add(h.size);
+        try {
+          applyMetadata(abs, h, type, owner, opts, file);
+        } finally {
+          file.close();
+        }
+      } else {
+        applyMetadata(abs, h, type, owner, opts);
+      }
       if (isDir) {
         root.markDir(path);
         dirs.push({ parts: path, atime: h.atime, mtime: h.mtime });
@@ -218,7 +253,7 @@ export async function applyTar(
     const atime = clampTime(d.atime ?? { sec: 0, nsec: 0 });
     utimensat(root.abs(d.parts), atime, clampTime(d.mtime), true);
   }
-  return { size };
+  return { size, usage: tally?.total() };
 }
 
 /**
@@ -245,7 +280,7 @@ class AufsLinkSources {
       this.unpacked.add(this.#dir[0]);
     }
     removePath(this.root, [...this.#dir, base]);
-    await writeBody(this.root.abs([...this.#dir, base]), body, h);
+    (await writeBody(this.root.abs([...this.#dir, base]), body, h)).close();
     this.#headers.set(base, h);
   }
 
@@ -309,6 +344,7 @@ function createEntry(
   h: TarHeader,
   opts: ApplyOptions,
   name: string,
+  tally: UsageTally | undefined,
 ): string {
   const abs = root.abs(path);
   let type = h.typeflag;
@@ -327,7 +363,7 @@ function createEntry(
     case TypeFlag.Dir:
       replacing(abs, () => mkdir(abs, perm & 0o777), (st) => {
         if (isDirStat(st)) return false; // a directory stays, with what is in it
-        removePath(root, path);
+        removePath(root, path, tally);
         return true;
       });
       break;
@@ -367,9 +403,10 @@ function createEntry(
     }
     case TypeFlag.Symlink:
       replacing(abs, () => symlink(h.linkname, abs), () => {
-        removePath(root, path);
+        removePath(root, path, tally);
         return true;
       });
+      tally?.add(cstr(h.linkname).length - 1);
       break;
   }
   return type;
@@ -406,15 +443,16 @@ function replacing<T>(
 
 /**
  * Streams a regular file's body into a new file (O_EXCL: never through a
- * planted symlink). `removeExisting`, when given, clears the path of what
- * is in the way (EEXIST) before one more try.
+ * planted symlink) and returns it open, for its metadata to be set through
+ * the descriptor; the caller closes it. `removeExisting`, when given,
+ * clears the path of what is in the way (EEXIST) before one more try.
  */
 async function writeBody(
   abs: string,
   body: AsyncIterable<Uint8Array>,
   h: TarHeader,
   removeExisting?: () => void,
-): Promise<void> {
+): Promise<RawFile> {
   const open = () => RawFile.open(abs, O_WRONLY | O_CREAT | O_EXCL, 0o600);
   const f = removeExisting
     ? replacing(abs, open, () => {
@@ -425,9 +463,11 @@ async function writeBody(
   try {
     if (h.sparse) await writeSparse(f, body, h.sparse, h.size);
     else for await (const chunk of body) f.writeAll(chunk);
-  } finally {
+  } catch (e) {
     f.close();
+    throw e;
   }
+  return f;
 }
 
 /**
@@ -457,16 +497,25 @@ async function writeSparse(
   f.truncate(size);
 }
 
-/** Ownership, xattrs, mode (after chown, which clears setuid) and times of one entry. */
+/**
+ * Ownership, xattrs, mode (after chown, which clears setuid) and times of
+ * one entry; through `file`, a regular file still open, when given (no
+ * path lookups).
+ */
 function applyMetadata(
   abs: string,
   h: TarHeader,
   type: string,
   owner: { uid: number; gid: number },
   opts: ApplyOptions,
+  file?: RawFile,
 ): void {
-  if (!opts.noLchown) chown(abs, owner.uid, owner.gid, opts);
-  for (const [key, value] of Object.entries(h.xattrs)) setXattr(abs, key, value, h.name);
+  if (!opts.noLchown) {
+    chown(() => file ? file.chown(owner.uid, owner.gid) : lchown(abs, owner.uid, owner.gid), opts);
+  }
+  for (const [key, value] of Object.entries(h.xattrs)) {
+    setXattr(() => file ? file.setXattr(key, value) : lsetxattr(abs, key, value), key, h.name);
+  }
   const forced = opts.forceMask !== undefined;
   // A hard link's header sets the shared inode's owner (above), mode and
   // times, as the reference does — unless that inode is a symlink, or the
@@ -476,17 +525,23 @@ function applyMetadata(
   const keepModeTimes = type === TypeFlag.Link &&
     ((lstatNs(abs).mode & S_IFMT) === S_IFLNK || /(^|\/)\.?$/.test(h.linkname));
   if (type !== TypeFlag.Symlink && !keepModeTimes) {
-    chmod(abs, forced ? opts.forceMask! : h.mode & 0o7777);
+    const mode = forced ? opts.forceMask! : h.mode & 0o7777;
+    if (file) file.chmod(mode);
+    else chmod(abs, mode);
   }
   if (forced && (type === TypeFlag.Reg || type === TypeFlag.Dir)) {
-    const value = `${owner.uid}:${owner.gid}:0${(h.mode & 0o7777).toString(8)}`;
-    lsetxattr(abs, OVERRIDE_STAT_XATTR, new TextEncoder().encode(value));
+    const value = new TextEncoder().encode(
+      `${owner.uid}:${owner.gid}:0${(h.mode & 0o7777).toString(8)}`,
+    );
+    if (file) file.setXattr(OVERRIDE_STAT_XATTR, value);
+    else lsetxattr(abs, OVERRIDE_STAT_XATTR, value);
   }
   if (type === TypeFlag.Dir || keepModeTimes) return;
   const later = h.atime &&
     (h.atime.sec > h.mtime.sec || (h.atime.sec === h.mtime.sec && h.atime.nsec >= h.mtime.nsec));
   const atime = later ? h.atime! : h.mtime;
   if (type === TypeFlag.Symlink) utimensat(abs, wrapTime(atime), wrapTime(h.mtime), true);
+  else if (file) file.setTimes(clampTime(atime), clampTime(h.mtime));
   else utimensat(abs, clampTime(atime), clampTime(h.mtime), true);
 }
 
@@ -519,18 +574,19 @@ function wrapTime(t: TarTime): TarTime {
   return { sec: Number(sec), nsec: Number(nsec) };
 }
 
-function chown(abs: string, uid: number, gid: number, opts: ApplyOptions): void {
+/** Runs a chown, whose failure `ignoreChownErrors` lets pass. */
+function chown(change: () => void, opts: ApplyOptions): void {
   try {
-    lchown(abs, uid, gid);
+    change();
   } catch (e) {
     if (!opts.ignoreChownErrors) throw e;
   }
 }
 
-/** Sets an xattr, skipping file systems without xattr support like containers/storage does. */
-function setXattr(abs: string, key: string, value: Uint8Array, entry: string): void {
+/** Runs `set` of xattr `key`, skipping file systems without xattr support like containers/storage does. */
+function setXattr(set: () => void, key: string, entry: string): void {
   try {
-    lsetxattr(abs, key, value);
+    set();
   } catch (e) {
     const errno = (e as { errno?: number }).errno;
     if (errno === ENOTSUP || (errno === EPERM && geteuid() !== 0)) return;
@@ -541,9 +597,12 @@ function setXattr(abs: string, key: string, value: Uint8Array, entry: string): v
   }
 }
 
-/** Removes a path (recursively, never following symlinks) and forgets cached dirs under it. */
-function removePath(root: SafeRoot, parts: string[]): void {
-  removeAll(root.abs(parts));
+/**
+ * Removes a path (recursively, never following symlinks) and forgets cached
+ * dirs under it. Removing anything stops `tally` (see usage_tally.ts).
+ */
+function removePath(root: SafeRoot, parts: string[], tally?: UsageTally): void {
+  if (removeAll(root.abs(parts))) tally?.stop();
   root.forget(parts);
 }
 

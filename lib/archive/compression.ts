@@ -34,7 +34,7 @@
 
 import type * as zlib from "node:zlib";
 import { ErrBadArchive, ErrPermission } from "../errors.ts";
-import { inflateError, isalAvailable, type IsalInflate, isalInflate } from "../../ffi/isal.ts";
+import { inflateError, type IsalInflate, isalInflate } from "../../ffi/isal.ts";
 import { ByteRing, type RingSize } from "./ring.ts";
 
 /** Compression of a layer, numbered as containers/storage's archive.Compression. */
@@ -365,7 +365,7 @@ function isalGunzip(
       }
       if (inf.finished && !full) inf.reset(); // another member follows
       const out = ring?.next() ?? new Uint8Array(ISAL_CHUNK);
-      const { status, produced } = await inf.inflate(out);
+      const { status, produced } = inf.inflate(out);
       if (status < 0) throw badData(c, new Error(inflateError(status)));
       full = produced === out.length;
       if (produced > 0) return out.subarray(0, produced);
@@ -643,8 +643,6 @@ export async function decompressStream(
 ): Promise<{
   compression: Compression;
   stream: ReadableStream<Uint8Array>;
-  /** Whether the output chunks are views of the ring of `opts.ring` (gzip inflated by ISA-L). */
-  recycled: boolean;
 }> {
   const reader = stream.getReader();
   const head: Uint8Array[] = [];
@@ -684,9 +682,7 @@ export async function decompressStream(
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
-  const recycled = opts.ring !== undefined && compression === Compression.Gzip &&
-    isalAvailable();
-  return { compression, stream: decompressAs(rejoined, compression, opts), recycled };
+  return { compression, stream: decompressAs(rejoined, compression, opts) };
 }
 
 /** Compresses `stream` with gzip or zstd (`level` as the format's own scale). */

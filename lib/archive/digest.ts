@@ -28,19 +28,6 @@ export interface Sha256 {
   update(buf: Uint8Array): void;
   /** The digest as lower-case hex; the hash is done after. */
   hex(): string;
-  /** Adds bytes on another thread, when the implementation can (see LibcryptoSha256). */
-  updateOffThread?(buf: Uint8Array): Promise<void>;
-}
-
-/** Options of {@linkcode DigestStream}. */
-export interface DigestStreamOptions {
-  /**
-   * Hash each chunk on another thread after passing it on, so the next
-   * stage works on it meanwhile. Only for chunks nobody changes, transfers
-   * or frees until the next one is written (a ring of reused buffers, see
-   * ring.ts); without libcrypto the hashing stays on this thread.
-   */
-  offThread?: boolean;
 }
 
 /**
@@ -61,9 +48,8 @@ export class DigestStream extends TransformStream<Uint8Array, Uint8Array> {
   readonly result: Promise<DigestResult>;
   #size: { n: number };
 
-  constructor(opts: DigestStreamOptions = {}) {
+  constructor() {
     const hash = sha256();
-    const offThread = opts.offThread ? hash.updateOffThread?.bind(hash) : undefined;
     const size = { n: 0 };
     let resolve!: (r: DigestResult) => void;
     let reject!: (e: unknown) => void;
@@ -73,13 +59,8 @@ export class DigestStream extends TransformStream<Uint8Array, Uint8Array> {
     });
     result.catch(() => {});
     super({
-      async transform(chunk, ctl) {
+      transform(chunk, ctl) {
         size.n += chunk.length;
-        if (offThread) {
-          ctl.enqueue(chunk);
-          await offThread(chunk);
-          return;
-        }
         hash.update(chunk);
         ctl.enqueue(chunk);
       },

@@ -75,10 +75,9 @@ export function inspectLayer(
   tarSplitSink: WritableStream<Uint8Array>,
   opts: InspectLayerOptions = {},
 ): { tar: ReadableStream<Uint8Array>; done: Promise<LayerStreamInfo> } {
-  // Recycled chunks stay put until the ring comes round: they can be hashed on another thread.
   const source = opts.recycle ? readIntoRing(input, APPLY_RING) : input;
-  const compressed = new DigestStream({ offThread: source !== input });
-  let uncompressed = new DigestStream();
+  const compressed = new DigestStream();
+  const uncompressed = new DigestStream();
   const uids = new Set<number>();
   const gids = new Set<number>();
   const onHeader = (h: TarHeader) => {
@@ -122,8 +121,6 @@ export function inspectLayer(
             opts.recycle ? { ring: APPLY_RING } : {},
           );
           compression = d.compression;
-          // gzip inflated by ISA-L into the ring (d.recycled) is also hashed off-thread
-          if (d.recycled) uncompressed = new DigestStream({ offThread: true });
           const tarBytes = compression === Compression.Uncompressed
             ? d.stream
             : d.stream.pipeThrough(uncompressed);
