@@ -24,6 +24,11 @@
 const strict = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 
+function isAscii(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] >= 0x80) return false;
+  return true;
+}
+
 /** Length of the valid UTF-8 sequence starting at `b[i]` (a byte ≥ 0x80), or 0. */
 function sequenceLength(b: Uint8Array, i: number): number {
   const c = b[i];
@@ -43,8 +48,15 @@ function sequenceLength(b: Uint8Array, i: number): number {
   return n;
 }
 
+/** Longest ASCII run made into a string in one call (the call's arguments sit on the stack). */
+const ASCII_DIRECT = 4096;
+
 /** Decodes bytes losslessly (see the module doc). */
 export function decodeOsString(b: Uint8Array): string {
+  // ASCII, nearly every name and PAX value, without a decoder call (a tar parse made tens of thousands)
+  if (b.length <= ASCII_DIRECT && isAscii(b)) {
+    return String.fromCharCode.apply(null, b as unknown as number[]);
+  }
   try {
     return strict.decode(b);
   } catch {

@@ -29,7 +29,7 @@ export interface RingSize {
  * buffers made the import ~4% faster but its peak RSS ~9 MB higher (~107
  * against ~98 MB).
  */
-export const APPLY_RING: RingSize = { count: 16, size: 128 << 10 };
+export const APPLY_RING: RingSize = { count: 16, size: 64 << 10 };
 
 /** Buffers handed out in turn. */
 export class ByteRing {

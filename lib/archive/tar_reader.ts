@@ -96,6 +96,15 @@ function cString(b: Uint8Array): string {
   return decodeOsString(nul < 0 ? b : b.subarray(0, nul));
 }
 
+/** {@linkcode cString} of header field `f` of block `b`. */
+function cStringField(b: Uint8Array, f: readonly [number, number]): string {
+  const start = f[0];
+  let end = start;
+  for (const limit = start + f[1]; end < limit && b[end] !== 0; end++);
+  if (end === start) return "";
+  return decodeOsString(b.subarray(start, end));
+}
+
 function isZeroBlock(b: Uint8Array): boolean {
   for (let i = 0; i < BLOCK; i++) if (b[i] !== 0) return false;
   return true;
@@ -118,12 +127,21 @@ class HeaderProblem extends Error {}
 
 /** Octal as Go's parseOctal: trims spaces/NULs, stops at NUL, requires digits 0-7. */
 function parseOctal(b: Uint8Array, field: string): number {
-  let start = 0;
-  let end = b.length;
+  return parseOctalIn(b, 0, b.length, field);
+}
+
+/** {@linkcode parseOctal} of `b[from, to)`, without a view of it. */
+function parseOctalIn(b: Uint8Array, from: number, to: number, field: string): number {
+  let start = from;
+  let end = to;
   while (start < end && (b[start] === 0x20 || b[start] === 0)) start++;
   while (end > start && (b[end - 1] === 0x20 || b[end - 1] === 0)) end--;
-  const nul = b.subarray(start, end).indexOf(0);
-  if (nul >= 0) end = start + nul;
+  for (let i = start; i < end; i++) {
+    if (b[i] === 0) {
+      end = i;
+      break;
+    }
+  }
   let x = 0;
   for (let i = start; i < end; i++) {
     const d = b[i] - 0x30;
@@ -137,6 +155,19 @@ function parseOctal(b: Uint8Array, field: string): number {
     x = x * 8 + d;
   }
   return x;
+}
+
+/** {@linkcode parseNumeric} of header field `f` of block `b`. */
+function numericField(b: Uint8Array, f: readonly [number, number], field: string): number {
+  // octal, by far the most common, is read in place
+  if ((b[f[0]] & 0x80) === 0) return parseOctalIn(b, f[0], f[0] + f[1], field);
+  return parseNumeric(b.subarray(f[0], f[0] + f[1]), field);
+}
+
+/** Whether header field `f` of block `b` holds exactly the ASCII bytes of `text`. */
+function fieldIs(b: Uint8Array, f: readonly [number, number], text: string): boolean {
+  for (let i = 0; i < f[1]; i++) if (b[f[0] + i] !== text.charCodeAt(i)) return false;
+  return true;
 }
 
 /** Go's parseNumeric: base-256 (two's complement) when the top bit is set, else octal. */
@@ -195,7 +226,7 @@ function parsePax(buf: Uint8Array): Map<string, Uint8Array> {
     const sp = buf.indexOf(0x20, i);
     const bad = () => new HeaderProblem(`malformed PAX record at extension byte ${i}`);
     if (sp < 0) throw bad();
-    const lenStr = lossy.decode(buf.subarray(i, sp));
+    const lenStr = decodeOsString(buf.subarray(i, sp));
     const n = DECIMAL.test(lenStr) ? Number(lenStr) : -1;
     if (n < 5 || n > buf.length - i || n <= sp - i + 1) throw bad();
     const end = i + n;
@@ -268,47 +299,47 @@ function mergePax(h: TarHeader, recs: Map<string, Uint8Array>): void {
   }
 }
 
-/** Parses one non-zero header block (checksum already verified by the caller). */
-function parseBlock(b: Uint8Array): TarHeader {
-  const magic = lossy.decode(field(b, Field.magic));
-  const version = lossy.decode(field(b, Field.version));
-  const trailer = lossy.decode(field(b, Field.starTrailer));
-  const kind = magic === "ustar\0" && trailer === "tar\0"
+/**
+ * Parses one non-zero header block (checksum already verified by the
+ * caller) whose name field reads `name`.
+ */
+function parseBlock(b: Uint8Array, name: string): TarHeader {
+  const ustar = fieldIs(b, Field.magic, "ustar\0");
+  const kind = ustar && fieldIs(b, Field.starTrailer, "tar\0")
     ? "star"
-    : magic === "ustar\0"
+    : ustar
     ? "ustar"
-    : magic === "ustar " && version === " \0"
+    : fieldIs(b, Field.magic, "ustar ") && fieldIs(b, Field.version, " \0")
     ? "gnu"
     : "v7";
-  const name = cString(field(b, Field.name));
   const h: TarHeader = {
     name,
     typeflag: String.fromCharCode(b[Field.typeflag[0]]),
-    mode: parseNumeric(field(b, Field.mode), "mode"),
-    uid: parseNumeric(field(b, Field.uid), "uid"),
-    gid: parseNumeric(field(b, Field.gid), "gid"),
+    mode: numericField(b, Field.mode, "mode"),
+    uid: numericField(b, Field.uid, "uid"),
+    gid: numericField(b, Field.gid, "gid"),
     uname: "",
     gname: "",
-    size: parseNumeric(field(b, Field.size), "size"),
-    mtime: { sec: parseNumeric(field(b, Field.mtime), "mtime"), nsec: 0 },
-    linkname: cString(field(b, Field.linkname)),
+    size: numericField(b, Field.size, "size"),
+    mtime: { sec: numericField(b, Field.mtime, "mtime"), nsec: 0 },
+    linkname: cStringField(b, Field.linkname),
     devmajor: 0,
     devminor: 0,
     xattrs: {},
     pax: {},
   };
   if (kind === "v7") return h;
-  h.uname = cString(field(b, Field.uname));
-  h.gname = cString(field(b, Field.gname));
-  h.devmajor = parseNumeric(field(b, Field.devmajor), "devmajor");
-  h.devminor = parseNumeric(field(b, Field.devminor), "devminor");
+  h.uname = cStringField(b, Field.uname);
+  h.gname = cStringField(b, Field.gname);
+  h.devmajor = numericField(b, Field.devmajor, "devmajor");
+  h.devminor = numericField(b, Field.devminor, "devminor");
   let prefix: Uint8Array | undefined;
   if (kind === "ustar") {
     prefix = field(b, Field.prefix);
   } else if (kind === "star") {
     prefix = field(b, Field.starPrefix);
-    h.atime = { sec: parseNumeric(field(b, Field.starAtime), "atime"), nsec: 0 };
-    h.ctime = { sec: parseNumeric(field(b, Field.starCtime), "ctime"), nsec: 0 };
+    h.atime = { sec: numericField(b, Field.starAtime, "atime"), nsec: 0 };
+    h.ctime = { sec: numericField(b, Field.starCtime, "ctime"), nsec: 0 };
   } else {
     // Old GNU has no prefix, but Go before 1.8 wrote one over atime/ctime:
     // like Go, fall back to reading it as a prefix when the times do not parse.
@@ -473,10 +504,11 @@ export class TarParser {
       if (++this.#zeros === 2) this.#state = State.Trailer;
       return;
     }
+    const name = cStringField(block, Field.name);
     if (!this.#afterExt) {
       this.#entryStart = at;
       // Unverified, but the best name an error about this block can give.
-      this.#name = cString(field(block, Field.name));
+      this.#name = name;
     }
     if (this.#zeros === 1) {
       throw this.#fail("non-zero block after an end-of-archive block", at, GO_ERR_HEADER);
@@ -484,11 +516,16 @@ export class TarParser {
     const [u, s] = checksums(block);
     let h: TarHeader;
     try {
-      const stored = parseOctal(field(block, Field.chksum), "checksum");
+      const stored = parseOctalIn(
+        block,
+        Field.chksum[0],
+        Field.chksum[0] + Field.chksum[1],
+        "checksum",
+      );
       if (stored !== u && stored !== s) {
         throw new HeaderProblem(`bad header checksum (stored ${stored}, computed ${u})`);
       }
-      h = parseBlock(block);
+      h = parseBlock(block, name);
     } catch (e) {
       if (e instanceof HeaderProblem) throw this.#fail(e.message, at, GO_ERR_HEADER);
       throw e;

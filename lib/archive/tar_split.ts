@@ -40,6 +40,7 @@ import { Compression, decompressAs } from "./compression.ts";
 import { Crc64 } from "./crc64.ts";
 import { cleanPath, type TarHeader } from "./tar_header.ts";
 import { TarParser } from "./tar_reader.ts";
+import { LineBuffer } from "./line_buffer.ts";
 import { scanTarSplitLine } from "./tar_split_scan.ts";
 
 /** Entry type of a file (body not stored). */
@@ -51,10 +52,8 @@ export const SEGMENT_TYPE = 2;
 const TAIL_CHUNK = 1 << 20;
 /** Size of the chunks {@linkcode rebuildTar} produces. */
 export const REBUILD_CHUNK = 256 << 10;
-/** JSON text is handed to gzip in batches of about this many characters. */
+/** JSON lines are handed to gzip in batches of about this many bytes. */
 const BATCH = 64 << 10;
-
-const utf8 = new TextEncoder();
 
 /** tar-split's ErrDuplicatePath: it cannot record two entries of one (cleaned) path. */
 const ERR_DUPLICATE = "duplicates of file paths not supported";
@@ -76,10 +75,6 @@ export function goJsonString(s: string): string {
     } else out += s[i];
   }
   return out + '"';
-}
-
-function base64(b: Uint8Array): string {
-  return (b as Uint8Array & { toBase64(): string }).toBase64();
 }
 
 function fromBase64(s: string): Uint8Array {
@@ -142,7 +137,7 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
     const piped = gz.readable.pipeTo(sink);
     piped.catch(() => {});
     const w = gz.writable.getWriter();
-    let text = "";
+    const lines = new LineBuffer();
     let pos = 0;
     const seg = new Bytes();
     const tail = new Bytes();
@@ -154,7 +149,11 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
     const seen = new Set<string>();
 
     const segment = (b: Uint8Array) => {
-      text += `{"type":2,"payload":"${base64(b)}","position":${pos++}}\n`;
+      lines.ascii('{"type":2,"payload":"');
+      lines.base64(b);
+      lines.ascii('","position":');
+      lines.decimal(pos++);
+      lines.ascii("}\n");
     };
     const flushSegment = () => {
       if (seg.len) segment(seg.take());
@@ -188,14 +187,27 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
         if (seen.has(key)) throw new ErrBadArchive(name, { detail: ERR_DUPLICATE });
         seen.add(key);
         if (sparse) return;
+        lines.ascii('{"type":1,');
         // tar-split keeps a name that is not UTF-8 as bytes, in base64.
-        const n = name.isWellFormed()
-          ? `"name":${goJsonString(name)}`
-          : `"name_raw":"${base64(encodeOsString(name))}"`;
-        const body = size > 0
-          ? `"size":${size},"payload":"${base64(crc.digest())}"`
-          : `"payload":null`;
-        text += `{"type":1,${n},${body},"position":${pos++}}\n`;
+        if (name.isWellFormed()) {
+          lines.ascii('"name":');
+          lines.utf8(goJsonString(name));
+        } else {
+          lines.ascii('"name_raw":"');
+          lines.base64(encodeOsString(name));
+          lines.ascii('"');
+        }
+        if (size > 0) {
+          lines.ascii(',"size":');
+          lines.decimal(size);
+          lines.ascii(',"payload":"');
+          lines.base64(crc.digest());
+          lines.ascii('","position":');
+        } else {
+          lines.ascii(',"payload":null,"position":');
+        }
+        lines.decimal(pos++);
+        lines.ascii("}\n");
       },
       trailing: (b) => {
         if (!inTail) {
@@ -210,12 +222,9 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
         }
       },
     });
+    // The compressor has consumed a batch once its write settles: the buffer is reused.
     const drain = async (force: boolean) => {
-      if (text.length >= BATCH || (force && text.length)) {
-        const t = text;
-        text = "";
-        await w.write(utf8.encode(t));
-      }
+      if (lines.length >= BATCH || (force && lines.length)) await w.write(lines.take());
     };
     super({
       async transform(chunk, ctl) {

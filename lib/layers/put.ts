@@ -14,7 +14,7 @@
 
 import type { CreateOpts } from "../../drivers/driver.ts";
 import type { LayerStreamInfo } from "../archive/layer_stream.ts";
-import { atomicWriteFile } from "../atomic.ts";
+import { atomicWriteFile, atomicWriteStream } from "../atomic.ts";
 import { ErrDuplicateID, ErrDuplicateName, ErrLayerUnknown, StorageError } from "../errors.ts";
 import type { IDMap, IDMappings } from "../idmap.ts";
 import { generateID } from "../ids.ts";
@@ -22,7 +22,6 @@ import { log } from "../log.ts";
 import { dedupeNames, nowRFC3339Nano } from "./encode.ts";
 import { copyLayer, INCOMPLETE_FLAG, type Layer, layerMappings } from "./layer.ts";
 import { addToDigestMap, type LayerStore, removeFromDigestMap } from "./layer_store.ts";
-import { concatBytes } from "../bytes.ts";
 import { progressCounter, type ProgressOptions } from "../progress.ts";
 
 /** A new layer and the size of the diff applied to it (-1 without a diff). */
@@ -296,7 +295,8 @@ export async function readDiff(
   // The archive engine (compression, digests, tar-split) loads with the first diff, not with the store.
   const { inspectLayer } = await import("../archive/layer_stream.ts");
   const tarSplit: Uint8Array[] = [];
-  const sink = new WritableStream<Uint8Array>({ write: (c) => void tarSplit.push(c.slice()) });
+  // gzip's output chunks are its own fresh buffers: kept as they are
+  const sink = new WritableStream<Uint8Array>({ write: (c) => void tarSplit.push(c) });
   const counter = progressCounter(progress);
   // The driver's apply is done with each chunk before it reads on: buffers can be reused.
   const { tar, done } = inspectLayer(diff, sink, {
@@ -329,7 +329,7 @@ export async function readDiff(
   }
   const info = await done;
   counter?.report();
-  await atomicWriteFile(s.tarSplitPath(layer.id), concatBytes(tarSplit), 0o600);
+  await atomicWriteStream(s.tarSplitPath(layer.id), ReadableStream.from(tarSplit), 0o600);
   return { size, info };
 }
 
