@@ -313,84 +313,117 @@ function zlibDecoder(
   };
 }
 
-/** Output chunk of the ISA-L decoder: large enough that a thread hop per chunk costs nothing. */
+/** Output chunk of the ISA-L decoder when it has no ring to reuse. */
 const ISAL_CHUNK = 256 << 10;
 
+/** What a pull decoder reads its input from: a stream's reader, or anything that reads alike. */
+export interface ChunkSource {
+  /** The next chunk, or done at the end; rejects when the input fails. */
+  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+  /** Stops the input. */
+  cancel(reason?: unknown): Promise<void>;
+}
+
 /**
- * Decodes gzip (every member, as Go's multistream reader) with ISA-L. A
- * member that does not start where the last one ended is refused as Go
- * refuses it (an invalid header); input that ends inside a member is
- * truncated. The stream keeps one chunk decoded ahead (high-water mark 1),
- * so the next inflate runs on its thread while the consumer works.
+ * Decodes gzip (every member, as Go's multistream reader) with ISA-L, one
+ * output chunk per {@linkcode next}. A member that does not start where the
+ * last one ended is refused as Go refuses it (an invalid header); input
+ * that ends inside a member is truncated.
  */
-function isalGunzip(
-  input: ReadableStream<Uint8Array>,
-  inf: IsalInflate,
-  ring?: ByteRing,
-): ReadableStream<Uint8Array> {
-  const c = Compression.Gzip;
-  const src = input.getReader();
-  let ended = false;
+export class IsalGunzip {
+  #ended = false;
   /** The last inflate filled its buffer: ISA-L may hold more output for the same input. */
-  let full = false;
-  let inputFailure: { error: unknown } | undefined;
+  #full = false;
   /** Whether input has been seen (the first chunk holds the first header's flags). */
-  let seen = false;
-  const step = async (): Promise<Uint8Array | null> => {
+  #seen = false;
+  /** Set when the input itself failed: that is the error to report, not a decoding one. */
+  inputFailure?: { error: unknown };
+
+  /**
+   * @param src The compressed input.
+   * @param inf The decoder's state.
+   * @param ring Output buffers to reuse (each chunk valid until the ring comes round);
+   *   fresh ones of 256 KiB without.
+   */
+  constructor(
+    readonly src: ChunkSource,
+    readonly inf: IsalInflate,
+    readonly ring?: ByteRing,
+  ) {}
+
+  /** The next decoded chunk, or null at the end of the last member. */
+  async next(): Promise<Uint8Array | null> {
+    const c = Compression.Gzip;
+    const inf = this.inf;
     for (;;) {
-      if (inf.finished && inf.availIn === 0 && !full) {
+      if (inf.finished && inf.availIn === 0 && !this.#full) {
         // between members: the stream may end here
-        if (ended) return null;
+        if (this.#ended) return null;
       }
-      if (inf.availIn === 0 && !full) {
-        if (ended) throw truncated(c);
+      if (inf.availIn === 0 && !this.#full) {
+        if (this.#ended) throw truncated(c);
         let r: ReadableStreamReadResult<Uint8Array>;
         try {
-          r = await src.read();
+          r = await this.src.read();
         } catch (error) {
-          inputFailure = { error };
+          this.inputFailure = { error };
           throw error;
         }
         if (r.done) {
-          ended = true;
+          this.#ended = true;
           continue;
         }
         if (r.value.length === 0) continue;
         // zlib's check, kept so both decoders refuse the same headers (ISA-L ignores these bits)
-        if (!seen && r.value.length > 3 && (r.value[3] & 0xe0) !== 0) {
+        if (!this.#seen && r.value.length > 3 && (r.value[3] & 0xe0) !== 0) {
           throw badData(c, new Error("unknown header flags set"));
         }
-        seen = true;
+        this.#seen = true;
         inf.setInput(r.value);
       }
-      if (inf.finished && !full) inf.reset(); // another member follows
-      const out = ring?.next() ?? new Uint8Array(ISAL_CHUNK);
+      if (inf.finished && !this.#full) inf.reset(); // another member follows
+      const out = this.ring?.next() ?? new Uint8Array(ISAL_CHUNK);
       const { status, produced } = inf.inflate(out);
       if (status < 0) throw badData(c, new Error(inflateError(status)));
-      full = produced === out.length;
+      this.#full = produced === out.length;
       if (produced > 0) return out.subarray(0, produced);
     }
-  };
+  }
+
+  /** Lets go of the input the decoder points into (after the end or a failure). */
+  free(): void {
+    this.inf.free();
+  }
+}
+
+/** An ISA-L gzip decoder of `src`, or undefined when ISA-L is not usable. */
+export function isalGunzipOf(src: ChunkSource, ring?: RingSize): IsalGunzip | undefined {
+  const inf = isalInflate();
+  return inf && new IsalGunzip(src, inf, ring && new ByteRing(ring));
+}
+
+/** {@linkcode IsalGunzip} as a stream. */
+function isalGunzip(g: IsalGunzip): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
       try {
-        const out = await step();
+        const out = await g.next();
         if (out) ctl.enqueue(out);
         else {
-          inf.free();
+          g.free();
           ctl.close();
         }
       } catch (e) {
-        inf.free();
-        ctl.error(inputFailure ? inputFailure.error : e);
-        await src.cancel(e).catch(() => {});
+        g.free();
+        ctl.error(g.inputFailure ? g.inputFailure.error : e);
+        await g.src.cancel(e).catch(() => {});
       }
     },
     async cancel(reason) {
-      inf.free();
-      await src.cancel(reason).catch(() => {});
+      g.free();
+      await g.src.cancel(reason).catch(() => {});
     },
-  }, { highWaterMark: 1 });
+  }, { highWaterMark: 0 });
 }
 
 /**
@@ -402,8 +435,8 @@ function gunzip(
   input: ReadableStream<Uint8Array>,
   ring?: RingSize,
 ): ReadableStream<Uint8Array> {
-  const inf = isalInflate();
-  if (inf) return isalGunzip(input, inf, ring && new ByteRing(ring));
+  const g = isalGunzipOf(input.getReader(), ring);
+  if (g) return isalGunzip(g);
   const d = zlibDecoder(ring ? copied(input) : input, Compression.Gzip);
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
@@ -645,7 +678,33 @@ export async function decompressStream(
   stream: ReadableStream<Uint8Array>;
 }> {
   const reader = stream.getReader();
-  const head: Uint8Array[] = [];
+  const head = await readHead(reader);
+  const compression = detectCompression(head.bytes);
+  const rejoined = new ReadableStream<Uint8Array>({
+    pull: async (ctl) => {
+      const r = await head.read();
+      if (r.done) ctl.close();
+      else ctl.enqueue(r.value);
+    },
+    cancel: (reason) => head.cancel(reason),
+  }, { highWaterMark: 0 });
+  return { compression, stream: decompressAs(rejoined, compression, opts) };
+}
+
+/** The first bytes of a stream, read to detect its compression, and the stream from its start. */
+export interface StreamHead extends ChunkSource {
+  /** At least the magic numbers' length of bytes, unless the stream is shorter. */
+  bytes: Uint8Array;
+}
+
+/**
+ * Reads enough of `reader` to detect its compression; the head's `read`
+ * then gives those bytes and the rest of the stream.
+ */
+export async function readHead(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<StreamHead> {
+  const chunks: Uint8Array[] = [];
   let n = 0;
   let ended = false;
   while (n < MAGIC_LEN) {
@@ -654,35 +713,29 @@ export async function decompressStream(
       ended = true;
       break;
     }
-    head.push(r.value);
+    chunks.push(r.value);
     n += r.value.length;
   }
-  const first = head.length === 1 ? head[0] : new Uint8Array(n);
-  if (head.length > 1) {
+  const bytes = chunks.length === 1 ? chunks[0] : new Uint8Array(n);
+  if (chunks.length > 1) {
     let o = 0;
-    for (const h of head) {
-      first.set(h, o);
+    for (const h of chunks) {
+      bytes.set(h, o);
       o += h.length;
     }
   }
-  const compression = detectCompression(first);
-  let sentHead = false;
-  const rejoined = new ReadableStream<Uint8Array>({
-    async pull(ctl) {
-      if (!sentHead) {
-        sentHead = true;
-        if (first.length) return ctl.enqueue(first);
+  let sent = false;
+  return {
+    bytes,
+    read: () => {
+      if (!sent) {
+        sent = true;
+        if (bytes.length) return Promise.resolve({ done: false, value: bytes });
       }
-      if (ended) return ctl.close();
-      const r = await reader.read();
-      if (r.done) ctl.close();
-      else ctl.enqueue(r.value);
+      return ended ? Promise.resolve({ done: true, value: undefined }) : reader.read();
     },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
-  return { compression, stream: decompressAs(rejoined, compression, opts) };
+    cancel: (reason) => reader.cancel(reason),
+  };
 }
 
 /** Compresses `stream` with gzip or zstd (`level` as the format's own scale). */

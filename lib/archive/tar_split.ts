@@ -119,15 +119,22 @@ export interface TarSplitPackerOptions {
 }
 
 /**
- * Passthrough that records the tar-split layout of the tar flowing through
- * it and writes it, gzip-compressed, to `sink`. The output is the input,
- * chunk for chunk. Malformed tar input errors the stream with
- * {@linkcode ErrBadArchive}; the sink is closed when the input ends and
- * aborted when it fails.
+ * Records the tar-split layout of a tar pushed through it, chunk by chunk,
+ * and writes it, gzip-compressed, to `sink`: the core of
+ * {@linkcode TarSplitPacker}, for a pipeline that pulls its chunks itself.
+ * Malformed tar input makes {@linkcode push} or {@linkcode end} throw
+ * {@linkcode ErrBadArchive}; the sink is closed by {@linkcode end} and
+ * aborted when the input fails.
  */
-export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
+export class TarSplitRecorder {
+  /** Records `chunk`, the next bytes of the tar. */
+  readonly push: (chunk: Uint8Array) => Promise<void>;
+  /** The tar has ended: records its end, and closes the sink once it has the last bytes. */
+  readonly end: () => Promise<void>;
+  /** Aborts the sink (the input failed). */
+  readonly abort: (reason: unknown) => Promise<void>;
+
   /**
-   * A pass-through stage that records the tar it sees as tar-split into `sink`.
    * @param sink Receives the gzip-compressed JSON lines.
    * @param opts `onHeader` sees every entry's header (saves callers a second parse).
    */
@@ -226,34 +233,57 @@ export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
     const drain = async (force: boolean) => {
       if (lines.length >= BATCH || (force && lines.length)) await w.write(lines.take());
     };
+    this.push = async (chunk) => {
+      try {
+        parser.push(chunk);
+        await drain(false);
+      } catch (e) {
+        await w.abort(e).catch(() => {});
+        throw e;
+      }
+    };
+    this.end = async () => {
+      try {
+        parser.end();
+        flushSegment();
+        if (tail.len) segment(tail.take());
+        if (opts.finalEmptySegment ?? true) segment(new Uint8Array(0));
+        await drain(true);
+        await w.close();
+        await piped;
+      } catch (e) {
+        await w.abort(e).catch(() => {});
+        throw e;
+      }
+    };
+    this.abort = async (reason) => {
+      await w.abort(reason).catch(() => {});
+    };
+  }
+}
+
+/**
+ * Passthrough that records the tar-split layout of the tar flowing through
+ * it and writes it, gzip-compressed, to `sink` (see
+ * {@linkcode TarSplitRecorder}). The output is the input, chunk for chunk.
+ * Malformed tar input errors the stream with {@linkcode ErrBadArchive}; the
+ * sink is closed when the input ends and aborted when it fails.
+ */
+export class TarSplitPacker extends TransformStream<Uint8Array, Uint8Array> {
+  /**
+   * A pass-through stage that records the tar it sees as tar-split into `sink`.
+   * @param sink Receives the gzip-compressed JSON lines.
+   * @param opts `onHeader` sees every entry's header (saves callers a second parse).
+   */
+  constructor(sink: WritableStream<Uint8Array>, opts: TarSplitPackerOptions = {}) {
+    const recorder = new TarSplitRecorder(sink, opts);
     super({
       async transform(chunk, ctl) {
-        try {
-          parser.push(chunk);
-          await drain(false);
-        } catch (e) {
-          await w.abort(e).catch(() => {});
-          throw e;
-        }
+        await recorder.push(chunk);
         ctl.enqueue(chunk);
       },
-      async flush() {
-        try {
-          parser.end();
-          flushSegment();
-          if (tail.len) segment(tail.take());
-          if (opts.finalEmptySegment ?? true) segment(new Uint8Array(0));
-          await drain(true);
-          await w.close();
-          await piped;
-        } catch (e) {
-          await w.abort(e).catch(() => {});
-          throw e;
-        }
-      },
-      async cancel(reason) {
-        await w.abort(reason).catch(() => {});
-      },
+      flush: () => recorder.end(),
+      cancel: (reason) => recorder.abort(reason),
     });
   }
 }
