@@ -35,7 +35,7 @@
 import type * as zlib from "node:zlib";
 import { ErrBadArchive, ErrPermission } from "../errors.ts";
 import { inflateError, type IsalInflate, isalInflate } from "../../ffi/isal.ts";
-import { ByteRing, type RingSize } from "./ring.ts";
+import { ByteRing, type ChunkSource, type RingSize } from "./ring.ts";
 
 /** Compression of a layer, numbered as containers/storage's archive.Compression. */
 export enum Compression {
@@ -316,14 +316,6 @@ function zlibDecoder(
 /** Output chunk of the ISA-L decoder when it has no ring to reuse. */
 const ISAL_CHUNK = 256 << 10;
 
-/** What a pull decoder reads its input from: a stream's reader, or anything that reads alike. */
-export interface ChunkSource {
-  /** The next chunk, or done at the end; rejects when the input fails. */
-  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
-  /** Stops the input. */
-  cancel(reason?: unknown): Promise<void>;
-}
-
 /**
  * Decodes gzip (every member, as Go's multistream reader) with ISA-L, one
  * output chunk per {@linkcode next}. A member that does not start where the
@@ -435,8 +427,8 @@ function gunzip(
   input: ReadableStream<Uint8Array>,
   ring?: RingSize,
 ): ReadableStream<Uint8Array> {
-  const g = isalGunzipOf(input.getReader(), ring);
-  if (g) return isalGunzip(g);
+  const inf = isalInflate();
+  if (inf) return isalGunzip(new IsalGunzip(input.getReader(), inf, ring && new ByteRing(ring)));
   const d = zlibDecoder(ring ? copied(input) : input, Compression.Gzip);
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
@@ -701,9 +693,7 @@ export interface StreamHead extends ChunkSource {
  * Reads enough of `reader` to detect its compression; the head's `read`
  * then gives those bytes and the rest of the stream.
  */
-export async function readHead(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-): Promise<StreamHead> {
+export async function readHead(reader: ChunkSource): Promise<StreamHead> {
   const chunks: Uint8Array[] = [];
   let n = 0;
   let ended = false;

@@ -17,7 +17,6 @@
  */
 
 import {
-  type ChunkSource,
   Compression,
   decompressAs,
   detectCompression,
@@ -26,7 +25,7 @@ import {
   type StreamHead,
 } from "./compression.ts";
 import { type DigestResult, DigestStream, sha256 } from "./digest.ts";
-import { APPLY_RING, readIntoRing } from "./ring.ts";
+import { APPLY_RING, type ChunkSource, ringReader } from "./ring.ts";
 import type { TarHeader } from "./tar_header.ts";
 import { TarSplitPacker, type TarSplitPackerOptions, TarSplitRecorder } from "./tar_split.ts";
 
@@ -83,7 +82,7 @@ export function inspectLayer(
   tarSplitSink: WritableStream<Uint8Array>,
   opts: InspectLayerOptions = {},
 ): { tar: ReadableStream<Uint8Array>; done: Promise<LayerStreamInfo> } {
-  const source = opts.recycle ? readIntoRing(input, APPLY_RING) : input;
+  const source = opts.recycle ? ringReader(input, APPLY_RING) : input.getReader();
   const uids = new Set<number>();
   const gids = new Set<number>();
   const onHeader = (h: TarHeader) => {
@@ -102,7 +101,7 @@ export function inspectLayer(
   });
   done.catch(() => {});
   const start = async (): Promise<LayerPump> => {
-    const head = await readHead(source.getReader());
+    const head = await readHead(source);
     compression = detectCompression(head.bytes);
     const packing: TarSplitPackerOptions = {
       onHeader,

@@ -8,8 +8,8 @@
  *
  * @example
  * ```ts ignore
- * import { ByteRing, readIntoRing } from "./ring.ts";
- * const chunks = readIntoRing((await Deno.open("layer.tar")).readable, RING);
+ * import { ByteRing, ringReader } from "./ring.ts";
+ * const chunks = ringReader((await Deno.open("layer.tar")).readable, RING);
  * const out = new ByteRing(RING).next(); // a buffer to fill
  * ```
  * @module
@@ -53,32 +53,37 @@ export class ByteRing {
 }
 
 /**
- * `input`'s bytes as chunks that are views of a ring of buffers (a chunk is
- * overwritten `ring.count` reads later). Only a byte stream (a file's
- * `readable`) can be read this way; any other is returned as it is.
+ * A reader of `input` whose chunks are views of a ring of buffers (a chunk
+ * is overwritten `ring.count` reads later). Only a byte stream (a file's
+ * `readable`) can be read this way; any other is read as it is.
  */
-export function readIntoRing(
-  input: ReadableStream<Uint8Array>,
-  ring: RingSize,
-): ReadableStream<Uint8Array> {
+export function ringReader(input: ReadableStream<Uint8Array>, ring: RingSize): ChunkSource {
   let byob: ReadableStreamBYOBReader;
   try {
     byob = input.getReader({ mode: "byob" });
   } catch {
-    return input;
+    return input.getReader();
   }
   // A BYOB read transfers the buffer it fills: the ring keeps the one it got back.
   const bufs: (ArrayBuffer | undefined)[] = new Array(ring.count); // allocated on first use
   let i = 0;
-  return new ReadableStream<Uint8Array>({
-    async pull(c) {
+  return {
+    async read() {
       const slot = i;
       i = (i + 1) % bufs.length;
       const r = await byob.read(new Uint8Array(bufs[slot] ??= new ArrayBuffer(ring.size)));
-      if (r.done) return c.close();
+      if (r.done) return { done: true, value: undefined };
       bufs[slot] = r.value.buffer as ArrayBuffer;
-      c.enqueue(r.value);
+      return r;
     },
     cancel: (reason) => byob.cancel(reason),
-  }, { highWaterMark: 0 });
+  };
+}
+
+/** What {@linkcode ringReader} gives: a stream reader, or anything that reads alike. */
+export interface ChunkSource {
+  /** The next chunk, or done at the end; rejects when the input fails. */
+  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+  /** Stops the input. */
+  cancel(reason?: unknown): Promise<void>;
 }
