@@ -74,8 +74,17 @@ export {
   type TarSplitPackerOptions,
 } from "./lib/archive/tar_split.ts";
 export type { FileGetter, FileReader } from "./lib/archive/file_getter.ts";
-// All of it: compression detection, (de)compressing streams and their options.
-export * from "./lib/archive/compression.ts";
+// Compression detection, (de)compressing streams and their options (the pull decoders stay inside).
+export {
+  Compression,
+  compressionName,
+  compressStream,
+  decompressAs,
+  type DecompressOptions,
+  decompressStream,
+  detectCompression,
+  MAGIC_LEN,
+} from "./lib/archive/compression.ts";
 export type { RingSize } from "./lib/archive/ring.ts";
 export {
   inspectLayer,

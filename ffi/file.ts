@@ -93,6 +93,18 @@ export class RawFile {
     );
   }
 
+  /**
+   * Writes all of `buf` at offset `at` on a thread of Deno's pool. `buf`
+   * must stay unchanged until the promise settles. The rest after a short
+   * or failed write is written here (errno is the pool thread's, so a
+   * failure is only reported by this retry, with its own errno).
+   */
+  async pwriteBehind(buf: Uint8Array, at: number): Promise<void> {
+    const p = Deno.UnsafePointer.of(buf as Uint8Array<ArrayBuffer>);
+    const n = Number(await libc().pwrite_async(this.#fd, p, BigInt(buf.length), BigInt(at)));
+    if (n !== buf.length) this.pwriteAll(buf.subarray(Math.max(n, 0)), at + Math.max(n, 0));
+  }
+
   /** Sets the file's size (a hole, if it grows). */
   truncate(size: number): void {
     check(libc().ftruncate(this.#fd, BigInt(size)), "ftruncate", this.path);

@@ -6,11 +6,9 @@
  * JavaScript CRC when {@linkcode isalInflate} / {@linkcode isalCrc64} give
  * undefined.
  *
- * The inflate is a synchronous call on the calling thread. It once ran on
- * Deno's pool as a non-blocking call, but an import's files are now written
- * by a worker (lib/archive/apply_thread.ts), which leaves this thread time
- * to spare, and on our 2-core VMs the handing over of ~1,600 chunks to pool
- * threads (a wake-up, a context switch) cost more than the inflate itself.
+ * The inflate is a synchronous call on the calling thread: handing each of
+ * a layer's thousands of chunks to a pool thread (a wake-up, a context
+ * switch on our 2-core VMs) cost about as much as the inflate itself.
  *
  * `struct inflate_state` is allocated here, so its layout is part of the
  * ABI we rely on: the offsets below are those of ISA-L 2.x's igzip_lib.h

@@ -39,6 +39,13 @@ export const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  // The same, on a thread of Deno's pool (a pointer: a "buffer" argument there costs a copy).
+  pwrite_async: {
+    name: "pwrite",
+    parameters: ["i32", "pointer", "usize", "i64"],
+    result: "isize",
+    nonblocking: true,
+  },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   copy_file_range: {
     parameters: ["i32", "buffer", "i32", "buffer", "usize", "u32"],

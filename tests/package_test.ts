@@ -6,8 +6,7 @@
  * code stays compilable by `deno compile`: dynamic imports only of string
  * literals naming a relative module, and no file found through
  * `import.meta.url`/`dirname`/`filename`/`resolve` (which would point into
- * the source tree, absent from a compiled binary) — but a worker's module,
- * which `deno compile --include` embeds: README's compile command names each.
+ * the source tree, absent from a compiled binary).
  */
 import assert from "node:assert/strict";
 import { checkoutCopy, isRoot, removeTree, run, type RunResult } from "./helpers.ts";
@@ -27,8 +26,6 @@ function deno(args: string[]): Promise<RunResult> {
 const COMPUTED_IMPORT = /\bimport\s*\((?!\s*"\.\.?\/[^"`$]+"\s*\))/;
 /** import.meta used to find files (everything but `import.meta.main`). */
 const SOURCE_RELATIVE = /\bimport\.meta\.(?:url|dirname|filename|resolve)\b/;
-/** A worker's module, named relative to the module that starts it. */
-const WORKER_MODULE = /new URL\("\.\/(\w+_worker\.ts)", import\.meta\.url\)/;
 
 /** `text` without comments (JSDoc prose may say "import (…)" freely). */
 function code(text: string): string {
@@ -37,9 +34,7 @@ function code(text: string): string {
 
 /** The lines of `text` that break one of the rules above. */
 function compileHazards(text: string): string[] {
-  return code(text).split("\n").filter((l) =>
-    COMPUTED_IMPORT.test(l) || SOURCE_RELATIVE.test(l.replace(WORKER_MODULE, ""))
-  );
+  return code(text).split("\n").filter((l) => COMPUTED_IMPORT.test(l) || SOURCE_RELATIVE.test(l));
 }
 
 Deno.test("package: the hazard check finds computed imports and source-relative reads", () => {
@@ -47,11 +42,6 @@ Deno.test("package: the hazard check finds computed imports and source-relative 
   assert.deepEqual(compileHazards('vfs: () => import("../drivers/vfs/mod.ts"),'), []);
   assert.deepEqual(compileHazards("/** the layer's import (by index) */\n// import(x)"), []);
   assert.deepEqual(compileHazards("if (import.meta.main) main();"), []);
-  assert.deepEqual(
-    compileHazards('new Worker(new URL("./apply_worker.ts", import.meta.url));'),
-    [],
-  );
-  assert.equal(compileHazards('new URL("./apply_worker.json", import.meta.url)').length, 1);
   for (
     const bad of [
       "await import(name);",
@@ -94,18 +84,9 @@ Deno.test("package: deno publish --dry-run succeeds with no warning and publishe
 
   // The published code compiles into a binary as it runs from source.
   const hazards: string[] = [];
-  const readme = await Deno.readTextFile(new URL("README.md", root));
   for (const f of files.filter((f) => /\.[jt]s$/.test(f))) {
     const text = await Deno.readTextFile(new URL(f, root));
     hazards.push(...compileHazards(text).map((l) => `${f}: ${l.trim()}`));
-    for (const [, worker] of code(text).matchAll(new RegExp(WORKER_MODULE, "g"))) {
-      const path = f.slice(0, f.lastIndexOf("/") + 1) + worker;
-      assert.ok(files.includes(path), `${path} (a worker of ${f}) is not published`);
-      assert.ok(
-        readme.includes(`--include ${path}`),
-        `README's deno compile lacks --include ${path}`,
-      );
-    }
   }
   assert.deepEqual(hazards, []);
 });

@@ -408,7 +408,7 @@ export class OverlayDriver implements Driver, ParentFreeApply {
    */
   async applyDiff(id: string, parent: string, opts: ApplyDiffOpts): Promise<number> {
     // The archive engine loads when a layer is written, not when a store opens.
-    const { applyTarOffThread: applyTar } = await import("../../lib/archive/apply_thread.ts");
+    const { applyTar } = await import("../../lib/archive/apply.ts");
     const ignoreChownErrors = this.opts.ignoreChownErrors || (opts.ignoreChownErrors ?? false);
     if (!(await this.#isParent(id, parent))) {
       const fs = await this.get(id, { mountLabel: opts.mountLabel });

@@ -184,7 +184,7 @@ class VfsDriver implements Driver {
   }
 
   async applyDiff(id: string, _parent: string, opts: ApplyDiffOpts): Promise<number> {
-    const { applyTarOffThread: applyTar } = await import("../../lib/archive/apply_thread.ts");
+    const { applyTar } = await import("../../lib/archive/apply.ts");
     const dir = await this.get(id, { mountLabel: opts.mountLabel });
     const r = await applyTar(opts.diff, dir, {
       whiteoutFormat: "aufs",

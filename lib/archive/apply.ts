@@ -61,6 +61,7 @@ import {
 } from "./tar_header.ts";
 import { cleanEntryName, SafeRoot } from "./safe_path.ts";
 import { UsageTally } from "./usage_tally.ts";
+import { WriteBehind } from "./write_behind.ts";
 import {
   OVERLAY_OPAQUE_XATTR,
   WHITEOUT_LINK_DIR,
@@ -118,7 +119,11 @@ const EPERM = 1;
 
 /**
  * Untars `tar` (uncompressed) into `target`, which must exist. On failure
- * the target may hold a partial result; the caller removes it.
+ * the target may hold a partial result; the caller removes it (nothing
+ * writes there once the call has settled). Large files are written behind
+ * (see write_behind.ts): a chunk of `tar` must stay unchanged until eight
+ * more have been read, as a stream's chunks do (a ring of reused buffers
+ * needs more slots than that).
  * @throws {ErrBadArchive} for malformed or escaping entries, naming the entry.
  */
 export async function applyTar(
@@ -136,6 +141,7 @@ export async function applyTar(
   const tally = opts.measureUsage && listDir(target).length === 0 ? new UsageTally() : undefined;
 
   const aufsLinks = new AufsLinkSources(root, unpacked);
+  const behind = new WriteBehind();
   try {
     for await (const { header: h, body } of readTar(tar)) {
       size += h.size;
@@ -207,6 +213,8 @@ export async function applyTar(
       // only an AUFS opaque directory asks what was unpacked
       if (aufs) unpacked.add(path.join("/"));
 
+      // A hard link's header sets its inode's metadata, after its target's own.
+      if (h.typeflag === TypeFlag.Link) await behind.flush();
       const source = aufs && h.typeflag === TypeFlag.Link
         ? aufsLinks.source(h.linkname, name)
         : undefined;
@@ -216,7 +224,7 @@ export async function applyTar(
         const content = openFileStream(source.abs);
         let file: RawFile;
         try {
-          file = await writeBody(abs, content, copy);
+          ({ file } = await writeBody(abs, content, copy));
         } finally {
           content.release();
         }
@@ -230,13 +238,24 @@ export async function applyTar(
       const owner = ids(h, opts);
       const type = createEntry(root, path, h, opts, name, tally);
       if (type === TypeFlag.Reg) {
-        const file = await writeBody(abs, body, h, () => removePath(root, path, tally));
+        const big = h.size >= WRITE_BEHIND_MIN ? behind : undefined;
+        const { file, writes } = await writeBody(
+          abs,
+          body,
+          h,
+          () => removePath(root, path, tally),
+          big,
+        );
         tally?.add(h.size);
-        try {
-          applyMetadata(abs, h, type, owner, opts, file);
-        } finally {
-          file.close();
-        }
+        const finish = () => {
+          try {
+            applyMetadata(abs, h, type, owner, opts, file);
+          } finally {
+            file.close();
+          }
+        };
+        if (writes.length) big!.after(writes, finish, () => file.close());
+        else finish();
       } else {
         applyMetadata(abs, h, type, owner, opts);
       }
@@ -245,7 +264,9 @@ export async function applyTar(
         dirs.push({ parts: path, atime: h.atime, mtime: h.mtime });
       }
     }
+    await behind.flush();
   } finally {
+    await behind.settle();
     aufsLinks.remove();
   }
 
@@ -280,7 +301,7 @@ class AufsLinkSources {
       this.unpacked.add(this.#dir[0]);
     }
     removePath(this.root, [...this.#dir, base]);
-    (await writeBody(this.root.abs([...this.#dir, base]), body, h)).close();
+    (await writeBody(this.root.abs([...this.#dir, base]), body, h)).file.close();
     this.#headers.set(base, h);
   }
 
@@ -441,10 +462,14 @@ function replacing<T>(
   return create();
 }
 
+/** Files this big are written behind the apply (see write_behind.ts). */
+const WRITE_BEHIND_MIN = 64 << 10;
+
 /**
  * Streams a regular file's body into a new file (O_EXCL: never through a
  * planted symlink) and returns it open, for its metadata to be set through
- * the descriptor; the caller closes it. `removeExisting`, when given,
+ * the descriptor, with the writes still in flight when `behind` is given;
+ * the caller closes it once they are done. `removeExisting`, when given,
  * clears the path of what is in the way (EEXIST) before one more try.
  */
 async function writeBody(
@@ -452,7 +477,8 @@ async function writeBody(
   body: AsyncIterable<Uint8Array>,
   h: TarHeader,
   removeExisting?: () => void,
-): Promise<RawFile> {
+  behind?: WriteBehind,
+): Promise<{ file: RawFile; writes: Promise<void>[] }> {
   const open = () => RawFile.open(abs, O_WRONLY | O_CREAT | O_EXCL, 0o600);
   const f = removeExisting
     ? replacing(abs, open, () => {
@@ -460,14 +486,24 @@ async function writeBody(
       return true;
     })!
     : open();
+  const writes: Promise<void>[] = [];
   try {
     if (h.sparse) await writeSparse(f, body, h.sparse, h.size);
-    else for await (const chunk of body) f.writeAll(chunk);
+    else if (!behind) { for await (const chunk of body) f.writeAll(chunk); }
+    else {
+      let at = 0;
+      for await (const chunk of body) {
+        await behind.write(f, chunk, at, writes);
+        at += chunk.length;
+      }
+    }
   } catch (e) {
+    // no write may land in whatever file gets this descriptor number next
+    await Promise.allSettled(writes);
     f.close();
     throw e;
   }
-  return f;
+  return { file: f, writes };
 }
 
 /**

@@ -28,6 +28,8 @@ export interface Sha256 {
   update(buf: Uint8Array): void;
   /** The digest as lower-case hex; the hash is done after. */
   hex(): string;
+  /** Adds bytes on another thread, when the implementation can (see LibcryptoSha256). */
+  updateBehind?(buf: Uint8Array): Promise<void>;
 }
 
 /**

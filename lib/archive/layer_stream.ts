@@ -174,15 +174,15 @@ function gzipPump(
   sink: WritableStream<Uint8Array>,
   packing: TarSplitPackerOptions,
 ): LayerPump | undefined {
-  const compressed = sha256();
-  const uncompressed = sha256();
+  const compressed = new HashBehind();
+  const uncompressed = new HashBehind();
   let read = 0;
   let produced = 0;
   const input: ChunkSource = {
     async read() {
       const r = await head.read();
       if (!r.done) {
-        compressed.update(r.value);
+        await compressed.add(r.value);
         read += r.value.length;
       }
       return r;
@@ -205,23 +205,54 @@ function gzipPump(
         await recorder.end();
         return null;
       }
-      uncompressed.update(chunk);
+      await uncompressed.add(chunk);
       produced += chunk.length;
       await recorder.push(chunk);
       return chunk;
     },
     received: () => read,
-    digests: () =>
-      Promise.resolve({
-        compressed: { digest: "sha256:" + compressed.hex(), size: read },
-        uncompressed: { digest: "sha256:" + uncompressed.hex(), size: produced },
-      }),
+    digests: async () => ({
+      compressed: { digest: "sha256:" + await compressed.hex(), size: read },
+      uncompressed: { digest: "sha256:" + await uncompressed.hex(), size: produced },
+    }),
     async stop(reason) {
       gunzip.free();
       await recorder.abort(reason);
       await head.cancel(reason).catch(() => {});
+      await compressed.settle();
+      await uncompressed.settle();
     },
   };
+}
+
+/**
+ * A SHA-256 that hashes each chunk on a thread of Deno's pool while the
+ * pump goes on: {@linkcode add} returns once the previous chunk is hashed
+ * and this one started, so a chunk stays in use until the next is added —
+ * well within the ring's turn. With node:crypto it hashes on this thread.
+ */
+class HashBehind {
+  readonly #hash = sha256();
+  #pending: Promise<void> = Promise.resolve();
+
+  /** Starts hashing `chunk` after the previous one. */
+  async add(chunk: Uint8Array): Promise<void> {
+    await this.#pending;
+    if (!this.#hash.updateBehind) return this.#hash.update(chunk);
+    this.#pending = this.#hash.updateBehind(chunk);
+    this.#pending.catch(() => {});
+  }
+
+  /** The digest (hex) once every chunk is hashed. */
+  async hex(): Promise<string> {
+    await this.#pending;
+    return this.#hash.hex();
+  }
+
+  /** Waits for the chunk being hashed, whatever comes of it. */
+  async settle(): Promise<void> {
+    await this.#pending.catch(() => {});
+  }
 }
 
 /** The pump of every other format: the stages as Web Streams. */
