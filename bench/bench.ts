@@ -112,7 +112,9 @@ async function bench(
     const order = i % 2 ? [...tools].reverse() : tools;
     for (const tool of order) {
       const p = await prepare(tool);
+      // every run starts with nothing left to write back (the imports leave gigabytes dirty)
       if (p.evict) await evict(p.evict);
+      else await new Deno.Command("sync").output();
       const sample = await run(p.argv, { stdout: p.stdout });
       samples.get(tool.name)!.push(sample);
       await after?.(tool, sample);
