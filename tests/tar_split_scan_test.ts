@@ -101,3 +101,24 @@ Deno.test("tar-split scan: a malformed line is ErrBadArchive naming the line", a
     (e) => e instanceof ErrBadArchive && /malformed tar-split line .*payl/.test(String(e)),
   );
 });
+
+Deno.test("tar-split scan: payloads decode as the native base64 decoder does, or fall back", () => {
+  const native = (s: string) =>
+    (Uint8Array as unknown as { fromBase64(s: string): Uint8Array })
+      .fromBase64(s);
+  const line = (p: string) => new TextEncoder().encode(`{"type":2,"payload":"${p}","position":0}`);
+  for (let n = 0; n < 300; n++) {
+    const bytes = new Uint8Array(n).map((_, i) => (i * 37 + n) % 256);
+    const b64 = (bytes as Uint8Array & { toBase64(): string }).toBase64();
+    assert.deepEqual(scanTarSplitLine(line(b64))?.payload, bytes, `length ${n}`);
+  }
+  // unused bits set in the last group: ignored, as by Go's decoder and the native one
+  assert.deepEqual(scanTarSplitLine(line("QR=="))?.payload, native("QR=="));
+  // not exactly padded base64: the scan leaves the line to JSON.parse
+  for (const odd of ["QQ", "Q Q=", "QQ=\\u003d", "Q*==", "QQ=A"]) {
+    assert.equal(scanTarSplitLine(line(odd)), undefined, odd);
+  }
+  const long = "n".repeat(70_000);
+  const named = new TextEncoder().encode(`{"type":1,"name":"${long}","payload":null,"position":1}`);
+  assert.equal(scanTarSplitLine(named)?.name, long);
+});
