@@ -35,7 +35,7 @@
 import type * as zlib from "node:zlib";
 import { ErrBadArchive, ErrPermission } from "../errors.ts";
 import { inflateError, type IsalInflate, isalInflate } from "../../ffi/isal.ts";
-import { ByteRing, type ChunkSource, type RingSize } from "./ring.ts";
+import { ByteRing, type ChunkSource, type RingSize, sourceStream } from "./ring.ts";
 
 /** Compression of a layer, numbered as containers/storage's archive.Compression. */
 export enum Compression {
@@ -672,15 +672,7 @@ export async function decompressStream(
   const reader = stream.getReader();
   const head = await readHead(reader);
   const compression = detectCompression(head.bytes);
-  const rejoined = new ReadableStream<Uint8Array>({
-    pull: async (ctl) => {
-      const r = await head.read();
-      if (r.done) ctl.close();
-      else ctl.enqueue(r.value);
-    },
-    cancel: (reason) => head.cancel(reason),
-  }, { highWaterMark: 0 });
-  return { compression, stream: decompressAs(rejoined, compression, opts) };
+  return { compression, stream: decompressAs(sourceStream(head), compression, opts) };
 }
 
 /** The first bytes of a stream, read to detect its compression, and the stream from its start. */

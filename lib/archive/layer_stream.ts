@@ -25,7 +25,7 @@ import {
   type StreamHead,
 } from "./compression.ts";
 import { type DigestResult, DigestStream, sha256 } from "./digest.ts";
-import { APPLY_RING, type ChunkSource, ringReader } from "./ring.ts";
+import { APPLY_RING, type ChunkSource, ringReader, sourceStream } from "./ring.ts";
 import type { TarHeader } from "./tar_header.ts";
 import { TarSplitPacker, type TarSplitPackerOptions, TarSplitRecorder } from "./tar_split.ts";
 
@@ -265,16 +265,8 @@ function streamPump(
 ): LayerPump {
   const compressed = new DigestStream();
   const uncompressed = new DigestStream();
-  const rejoined = new ReadableStream<Uint8Array>({
-    pull: async (ctl) => {
-      const r = await head.read();
-      if (r.done) ctl.close();
-      else ctl.enqueue(r.value);
-    },
-    cancel: (reason) => head.cancel(reason),
-  }, { highWaterMark: 0 });
   const decompressed = decompressAs(
-    rejoined.pipeThrough(compressed),
+    sourceStream(head).pipeThrough(compressed),
     compression,
     recycle ? { ring: APPLY_RING } : {},
   );

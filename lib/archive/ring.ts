@@ -81,6 +81,18 @@ export function ringReader(input: ReadableStream<Uint8Array>, ring: RingSize): C
   };
 }
 
+/** `source` as a stream (pulled one chunk per read, no queue). */
+export function sourceStream(source: ChunkSource): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    pull: async (ctl) => {
+      const r = await source.read();
+      if (r.done) ctl.close();
+      else ctl.enqueue(r.value);
+    },
+    cancel: (reason) => source.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
 /** What {@linkcode ringReader} gives: a stream reader, or anything that reads alike. */
 export interface ChunkSource {
   /** The next chunk, or done at the end; rejects when the input fails. */
