@@ -20,7 +20,7 @@
 import { openOptional } from "./optional_lib.ts";
 
 const SYMBOLS = {
-  // The one-shot SHA256_* calls rather than EVP: same SHA instructions, but
+  // The plain SHA256_* calls rather than EVP: the same SHA instructions, but
   // EVP's provider machinery touched ~1.8 MB more of the library per process.
   SHA256_Init: { parameters: ["buffer"], result: "i32" },
   SHA256_Update: { parameters: ["buffer", "buffer", "usize"], result: "i32" },

@@ -24,9 +24,18 @@
 const strict = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 
-function isAscii(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] >= 0x80) return false;
-  return true;
+/** Longest ASCII run made into a string in one call (the call's arguments sit on the stack). */
+const ASCII_DIRECT = 4096;
+
+/**
+ * `b` as a string when it is short ASCII (nearly every file name and PAX
+ * value), made without a decoder call; undefined otherwise. A tar parse
+ * made tens of thousands of decoder calls.
+ */
+export function asciiString(b: Uint8Array): string | undefined {
+  if (b.length > ASCII_DIRECT) return undefined;
+  for (let i = 0; i < b.length; i++) if (b[i] >= 0x80) return undefined;
+  return String.fromCharCode.apply(null, b as unknown as number[]);
 }
 
 /** Length of the valid UTF-8 sequence starting at `b[i]` (a byte ≥ 0x80), or 0. */
@@ -48,15 +57,10 @@ function sequenceLength(b: Uint8Array, i: number): number {
   return n;
 }
 
-/** Longest ASCII run made into a string in one call (the call's arguments sit on the stack). */
-const ASCII_DIRECT = 4096;
-
 /** Decodes bytes losslessly (see the module doc). */
 export function decodeOsString(b: Uint8Array): string {
-  // ASCII, nearly every name and PAX value, without a decoder call (a tar parse made tens of thousands)
-  if (b.length <= ASCII_DIRECT && isAscii(b)) {
-    return String.fromCharCode.apply(null, b as unknown as number[]);
-  }
+  const ascii = asciiString(b);
+  if (ascii !== undefined) return ascii;
   try {
     return strict.decode(b);
   } catch {

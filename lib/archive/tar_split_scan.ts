@@ -16,7 +16,7 @@
  * @module
  */
 
-import { decodeOsString } from "../os_string.ts";
+import { asciiString, decodeOsString } from "../os_string.ts";
 
 /** What a tar-split line holds (see `TarSplitEntry` of tar_split.ts, which has the same fields). */
 export interface ScannedEntry {
@@ -73,13 +73,6 @@ function decodeBase64(b: Uint8Array, from: number, to: number): Uint8Array | und
 /** Names are UTF-8 in the shape scanned here (non-UTF-8 names come as `name_raw`). */
 const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
-/** UTF-8 `b` as a string, short ASCII (nearly every name) without a decoder call. */
-function text(b: Uint8Array): string {
-  if (b.length > 4096) return utf8.decode(b); // the arguments of apply sit on the stack
-  for (let i = 0; i < b.length; i++) if (b[i] >= 0x80) return utf8.decode(b);
-  return String.fromCharCode.apply(null, b as unknown as number[]);
-}
-
 /** Index of the closing quote of a string starting after `i`, or -1 if it has escapes or no end. */
 function stringEnd(b: Uint8Array, i: number): number {
   for (; i < b.length; i++) {
@@ -119,7 +112,10 @@ export function scanTarSplitLine(b: Uint8Array): ScannedEntry | undefined {
       const end = b64 ? b.indexOf(QUOTE, v + 1) : stringEnd(b, v + 1);
       if (end < 0) return undefined;
       if (key === 4 && at(b, i + 1, "name")) {
-        if (!raw) e.name = text(b.subarray(v + 1, end));
+        if (!raw) {
+          const name = b.subarray(v + 1, end);
+          e.name = asciiString(name) ?? utf8.decode(name);
+        }
       } else if (key === 7 && at(b, i + 1, "payload")) {
         const p = decodeBase64(b, v + 1, end);
         if (!p) return undefined;
