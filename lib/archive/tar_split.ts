@@ -38,6 +38,7 @@ import { decodeOsString, encodeOsString } from "../os_string.ts";
 import type { FileGetter } from "./file_getter.ts";
 import { Compression, decompressAs } from "./compression.ts";
 import { Crc64 } from "./crc64.ts";
+import { GzipWriter } from "./gzip_writer.ts";
 import { cleanPath, type TarHeader } from "./tar_header.ts";
 import { TarParser } from "./tar_reader.ts";
 import { LineBuffer } from "./line_buffer.ts";
@@ -140,10 +141,7 @@ export class TarSplitRecorder {
    */
   constructor(sink: WritableStream<Uint8Array>, opts: TarSplitPackerOptions = {}) {
     const onHeader = opts.onHeader;
-    const gz = new CompressionStream("gzip");
-    const piped = gz.readable.pipeTo(sink);
-    piped.catch(() => {});
-    const w = gz.writable.getWriter();
+    const gz = new GzipWriter(sink);
     const lines = new LineBuffer();
     let pos = 0;
     const seg = new Bytes();
@@ -231,14 +229,14 @@ export class TarSplitRecorder {
     });
     // The compressor has consumed a batch once its write settles: the buffer is reused.
     const drain = async (force: boolean) => {
-      if (lines.length >= BATCH || (force && lines.length)) await w.write(lines.take());
+      if (lines.length >= BATCH || (force && lines.length)) await gz.write(lines.take());
     };
     this.push = async (chunk) => {
       try {
         parser.push(chunk);
         await drain(false);
       } catch (e) {
-        await w.abort(e).catch(() => {});
+        await gz.abort(e);
         throw e;
       }
     };
@@ -249,16 +247,13 @@ export class TarSplitRecorder {
         if (tail.len) segment(tail.take());
         if (opts.finalEmptySegment ?? true) segment(new Uint8Array(0));
         await drain(true);
-        await w.close();
-        await piped;
+        await gz.close();
       } catch (e) {
-        await w.abort(e).catch(() => {});
+        await gz.abort(e);
         throw e;
       }
     };
-    this.abort = async (reason) => {
-      await w.abort(reason).catch(() => {});
-    };
+    this.abort = (reason) => gz.abort(reason);
   }
 }
 
