@@ -62,6 +62,7 @@ import {
 import { cleanEntryName, SafeRoot } from "./safe_path.ts";
 import { UsageTally } from "./usage_tally.ts";
 import { WriteBehind } from "./write_behind.ts";
+import { adjoins, extend } from "./ring.ts";
 import {
   OVERLAY_OPAQUE_XATTR,
   WHITEOUT_LINK_DIR,
@@ -123,7 +124,8 @@ const EPERM = 1;
  * writes there once the call has settled). Large files are written behind
  * (see write_behind.ts): a chunk of `tar` must stay unchanged until eight
  * more have been read, as a stream's chunks do (a ring of reused buffers
- * needs more slots than that).
+ * needs more slots than that), and chunks that adjoin in one buffer (a
+ * ByteRing's pieces, see ring.ts) until 1.25 MiB more have been read.
  * @throws {ErrBadArchive} for malformed or escaping entries, naming the entry.
  */
 export async function applyTar(
@@ -464,6 +466,8 @@ function replacing<T>(
 
 /** Files this big are written behind the apply (see write_behind.ts). */
 const WRITE_BEHIND_MIN = 64 << 10;
+/** Largest write of adjoining pieces: with four in flight, 1.25 MiB of a ring in use. */
+const WRITE_SPAN = 256 << 10;
 
 /**
  * Streams a regular file's body into a new file (O_EXCL: never through a
@@ -491,11 +495,21 @@ async function writeBody(
     if (h.sparse) await writeSparse(f, body, h.sparse, h.size);
     else if (!behind) { for await (const chunk of body) f.writeAll(chunk); }
     else {
+      // Pieces that adjoin in one buffer (the inflate ring's) go as one write.
       let at = 0;
+      let span: Uint8Array | undefined;
       for await (const chunk of body) {
-        await behind.write(f, chunk, at, writes);
-        at += chunk.length;
+        if (span && adjoins(span, chunk) && span.length + chunk.length <= WRITE_SPAN) {
+          span = extend(span, chunk.length);
+          continue;
+        }
+        if (span) {
+          await behind.write(f, span, at, writes);
+          at += span.length;
+        }
+        span = chunk;
       }
+      if (span) await behind.write(f, span, at, writes);
     }
   } catch (e) {
     // no write may land in whatever file gets this descriptor number next

@@ -374,9 +374,10 @@ export class IsalGunzip {
         inf.setInput(r.value);
       }
       if (inf.finished && !this.#full) inf.reset(); // another member follows
-      const out = this.ring?.next() ?? new Uint8Array(ISAL_CHUNK);
+      const out = this.ring?.room() ?? new Uint8Array(ISAL_CHUNK);
       const { status, produced } = inf.inflate(out);
       if (status < 0) throw badData(c, new Error(inflateError(status)));
+      this.ring?.advance(produced);
       this.#full = produced === out.length;
       if (produced > 0) return out.subarray(0, produced);
     }

@@ -6,9 +6,10 @@
  * metadata (owner, mode, xattrs, times — all through its descriptor) is set
  * and the file closed once its writes are done.
  *
- * At most {@linkcode WriteBehind.limit} chunks are in flight: the chunks
+ * At most {@linkcode WriteBehind.limit} writes are in flight: their bytes
  * must stay unchanged until written, and the apply's input is a ring of
- * reused buffers (see ring.ts) that comes round sixteen reads later.
+ * reused buffers (see ring.ts) that comes round sixteen reads (or 2 MiB)
+ * later.
  *
  * @example
  * ```ts ignore
