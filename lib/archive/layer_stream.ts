@@ -25,7 +25,15 @@ import {
   type StreamHead,
 } from "./compression.ts";
 import { type DigestResult, DigestStream, sha256 } from "./digest.ts";
-import { adjoins, APPLY_RING, type ChunkSource, extend, ringReader, sourceStream } from "./ring.ts";
+import {
+  adjoins,
+  APPLY_RING,
+  type ChunkSource,
+  extend,
+  GZIP_INPUT_RING,
+  ringReader,
+  sourceStream,
+} from "./ring.ts";
 import type { TarHeader } from "./tar_header.ts";
 import { TarSplitPacker, type TarSplitPackerOptions, TarSplitRecorder } from "./tar_split.ts";
 
@@ -82,7 +90,8 @@ export function inspectLayer(
   tarSplitSink: WritableStream<Uint8Array>,
   opts: InspectLayerOptions = {},
 ): { tar: ReadableStream<Uint8Array>; done: Promise<LayerStreamInfo> } {
-  const source = opts.recycle ? ringReader(input, APPLY_RING) : input.getReader();
+  const ring = opts.recycle ? ringReader(input, APPLY_RING) : undefined;
+  const source = ring ?? input.getReader();
   const uids = new Set<number>();
   const gids = new Set<number>();
   const onHeader = (h: TarHeader) => {
@@ -108,9 +117,11 @@ export function inspectLayer(
       // Matches what containers-storage 1.43 records for each format.
       finalEmptySegment: compression !== Compression.Xz && compression !== Compression.Zstd,
     };
-    return (opts.recycle && compression === Compression.Gzip &&
-      gzipPump(head, tarSplitSink, packing)) ||
-      streamPump(head, compression, tarSplitSink, packing, opts.recycle ?? false);
+    const pump = opts.recycle && compression === Compression.Gzip &&
+      gzipPump(head, tarSplitSink, packing);
+    if (!pump) return streamPump(head, compression, tarSplitSink, packing, opts.recycle ?? false);
+    ring?.reshape(GZIP_INPUT_RING);
+    return pump;
   };
   const finish = async (p: LayerPump) => {
     const { compressed: c, uncompressed: u } = await p.digests();
