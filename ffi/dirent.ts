@@ -15,7 +15,7 @@
  */
 
 import { decodeOsString } from "../lib/os_string.ts";
-import { check, cstr, errno, libc, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "./libc.ts";
+import { check, cpath, cstr, errno, libc, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "./libc.ts";
 import { Errno, SyscallError } from "./errors.ts";
 import { lstatNs, S_IFDIR, S_IFMT } from "./fs.ts";
 
@@ -71,7 +71,7 @@ const buffer = new Uint8Array(32 * 1024);
  * @throws {SyscallError} when the directory cannot be opened or read.
  */
 export function readDirTypes(path: string): DirEntry[] {
-  const fd = check(libc().open(cstr(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), "open", path);
+  const fd = check(libc().open(cpath(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), "open", path);
   try {
     // One buffer for every call: records are parsed before the next read.
     const buf = buffer;

@@ -16,7 +16,7 @@
  */
 
 import { Errno, SyscallError } from "./errors.ts";
-import { check, cstr, errno, libc, O_CLOEXEC } from "./libc.ts";
+import { check, cpath, cstr, errno, libc, O_CLOEXEC } from "./libc.ts";
 import type { Timespec } from "./fs.ts";
 
 /** Errnos of copy_file_range meaning "not between these files": copy by reading and writing. */
@@ -32,7 +32,10 @@ export class RawFile {
 
   /** open(2) of `path` with `flags` (O_CLOEXEC is added) and `mode` for a created file. */
   static open(path: string, flags: number, mode = 0): RawFile {
-    return new RawFile(check(libc().open(cstr(path), flags | O_CLOEXEC, mode), "open", path), path);
+    return new RawFile(
+      check(libc().open(cpath(path), flags | O_CLOEXEC, mode), "open", path),
+      path,
+    );
   }
 
   /** Reads into `buf`: the number of bytes read, 0 at end of file. */

@@ -22,6 +22,7 @@ import {
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
   check,
+  cpath,
   cstr,
   errno,
   libc,
@@ -100,12 +101,12 @@ export function makedev(major: number, minor: number): bigint {
  * ({@linkcode S_IFCHR}, {@linkcode S_IFIFO}, …) and the permissions.
  */
 export function mknod(path: string, mode: number, dev: number | bigint): void {
-  check(libc().mknod(cstr(path), mode, BigInt(dev)), "mknod", path);
+  check(libc().mknod(cpath(path), mode, BigInt(dev)), "mknod", path);
 }
 
 /** Changes the owner of `path` without following a final symlink; -1 leaves an ID unchanged. */
 export function lchown(path: string, uid: number, gid: number): void {
-  check(libc().lchown(cstr(path), uid >>> 0, gid >>> 0), "lchown", path);
+  check(libc().lchown(cpath(path), uid >>> 0, gid >>> 0), "lchown", path);
 }
 
 /** Sets extended attribute `name` on `path` itself (not a symlink's target). */
@@ -179,7 +180,7 @@ export function utimensat(path: string, atime: Timespec, mtime: Timespec, nofoll
   ]);
   const r = libc().utimensat(
     AT_FDCWD,
-    cstr(path),
+    cpath(path),
     new Uint8Array(times.buffer),
     nofollow ? AT_SYMLINK_NOFOLLOW : 0,
   );
@@ -190,7 +191,7 @@ const STATX_BASIC_STATS = 0x7ff;
 
 function statxPath(path: string, flags: number): StatNs {
   const buf = new Uint8Array(256);
-  check(libc().statx(AT_FDCWD, cstr(path), flags, STATX_BASIC_STATS, buf), "statx", path);
+  check(libc().statx(AT_FDCWD, cpath(path), flags, STATX_BASIC_STATS, buf), "statx", path);
   const v = new DataView(buf.buffer);
   const ts = (off: number): Timespec => ({
     sec: Number(v.getBigInt64(off, true)),
@@ -271,12 +272,12 @@ export function statfs(path: string): StatFs {
 
 /** Creates directory `path` with `mode` (less the umask). */
 export function mkdir(path: string, mode: number): void {
-  check(libc().mkdir(cstr(path), mode), "mkdir", path);
+  check(libc().mkdir(cpath(path), mode), "mkdir", path);
 }
 
 /** Sets the permission bits of `path` (following a symlink). */
 export function chmod(path: string, mode: number): void {
-  check(libc().chmod(cstr(path), mode), "chmod", path);
+  check(libc().chmod(cpath(path), mode), "chmod", path);
 }
 
 /** Makes `path` a new name (hard link) of the file at `existing`. */
@@ -286,7 +287,7 @@ export function link(existing: string, path: string): void {
 
 /** Removes the name `path` (not a directory). */
 export function unlink(path: string): void {
-  check(libc().unlink(cstr(path)), "unlink", path);
+  check(libc().unlink(cpath(path)), "unlink", path);
 }
 
 /** The target of symlink `path`, its bytes decoded losslessly. */
@@ -305,7 +306,7 @@ export function readlink(path: string): string {
  * layers hold symlinks to anywhere (they are only followed inside a mount).
  */
 export function symlink(target: string, path: string): void {
-  check(libc().symlink(cstr(target), cstr(path)), "symlink", path);
+  check(libc().symlink(cstr(target), cpath(path)), "symlink", path);
 }
 
 /** The memory page size. */

@@ -24,7 +24,7 @@ import {
   symlink,
   unlink,
 } from "../ffi/fs.ts";
-import { O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } from "../ffi/libc.ts";
+import { cpath, cstr, O_CREAT, O_EXCL, O_RDONLY, O_WRONLY } from "../ffi/libc.ts";
 import { decodeOsString } from "../lib/os_string.ts";
 
 const enc = new TextEncoder();
@@ -106,4 +106,22 @@ Deno.test("ffi bytes: failures are SyscallErrors with the errno and the path", a
   } finally {
     await removeTree(dir);
   }
+});
+
+Deno.test("ffi: cpath gives the same bytes as cstr (ASCII by hand, anything else encoded), NUL-terminated", () => {
+  const upTo = (b: Uint8Array) => b.subarray(0, b.indexOf(0) + 1);
+  for (
+    const s of [
+      "",
+      "/var/lib/containers/storage/overlay/abc/diff/usr/bin/env",
+      "caf\u00e9/\u{1F600}",
+      decodeOsString(new Uint8Array([0x66, 0xff, 0x2f, 0x80])), // not UTF-8
+      "x".repeat(5000), // longer than the kernel takes: a fresh copy all the same
+    ]
+  ) {
+    assert.deepEqual(upTo(cpath(s)), cstr(s), JSON.stringify(s.slice(0, 20)));
+  }
+  const first = cpath("/a/longer/path");
+  cpath("/b");
+  assert.deepEqual(upTo(first), enc.encode("/b\0"), "one buffer, valid until the next call");
 });
