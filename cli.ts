@@ -225,6 +225,11 @@ async function run(args: string[], io: CliIO): Promise<number> {
     io.out.write(`${name}: unrecognized command.\n`);
     return 1;
   }
+  if (!command.storeless) {
+    // Loaded while storage.conf is read: the chain of lazy imports otherwise waits on each.
+    const early = [import("./lib/store/mod.ts"), ...(command.preload?.() ?? [])];
+    for (const p of early) p.catch(() => {});
+  }
   let storeOptions: StoreOptions | undefined;
   let configError: string | undefined;
   const flagsGiven = o.graphRoot || o.runRoot || o.graphDriverName || o.graphDriverOptions.length;

@@ -177,6 +177,32 @@ Deno.test("startup: layers, images and containers (and mount, create-container) 
   }
 });
 
+Deno.test("startup: import-layer, applydiff and diff start loading the layer engine while the store opens", async () => {
+  const dir = await tempDir("startup-preload-");
+  try {
+    const globals = ["-g", `${dir}/g`, "-R", `${dir}/r`, "-s", "vfs"];
+    const noConf = { CONTAINERS_STORAGE_CONF: `${dir}/absent.conf` };
+    // Each fails before its action touches a layer (no such file, no such layer), so the
+    // engine's modules are there only because the command asked for them up front.
+    for (
+      const [args, want] of [
+        [["import-layer", "-f", `${dir}/absent.tar`], [
+          "lib/archive/layer_stream.ts",
+          "lib/archive/apply.ts",
+        ]],
+        [["applydiff", "-f", `${dir}/absent.tar`, "nolayer"], ["lib/layers/put.ts"]],
+        [["diff", "nolayer"], ["lib/layers/diff.ts"]],
+      ] as const
+    ) {
+      const { modules, code } = await loadedBy([...globals, ...args], cli, noConf);
+      assert.equal(code, 1, args[0]);
+      for (const m of want) assert.ok(modules.has(m), `${args[0]} did not load ${m}`);
+    }
+  } finally {
+    await removeTree(dir);
+  }
+});
+
 /** The modules `cli.ts` imports statically, directly or not (`deno info`'s graph). */
 async function staticGraph(entry: string): Promise<Set<string>> {
   const r = await run(Deno.execPath(), ["info", "--json", entry]);

@@ -55,6 +55,12 @@ export interface Command {
   addFlags?: (fs: FlagSet) => void;
   /** Runs the command; resolves to the exit code. A thrown error is printed and exits 1. */
   action: (ctx: Context) => Promise<number>;
+  /**
+   * Starts loading the modules the action will need (the layer engine for
+   * the commands that read or write a layer's content), so that they load
+   * while the store opens instead of one after another once it is open.
+   */
+  preload?: () => Promise<unknown>[];
 }
 
 /** Adds `--json, -j` ("Prefer JSON output"), which most commands take. */

@@ -16,6 +16,7 @@ import { type Command, type Context, jsonFlag } from "./command.ts";
 import { openInput, withOutput, writeStream } from "./files.ts";
 import { goJSON, goQuote } from "./io.ts";
 import { CliError } from "./messages.ts";
+import { layerWriters } from "./layers.ts";
 import { inputSize, withProgress } from "./progress.ts";
 
 /** Compression numbers as containers/storage's archive.Compression (and layers.json) use them. */
@@ -119,6 +120,7 @@ export const diffCommands: Command[] = [
       fs.bool(["-xz", "x"], false, "Compress using xz (not currently supported)");
     },
     action: diff,
+    preload: () => [import("../layers/diff.ts"), import("../archive/pass_on.ts")],
   },
   {
     names: ["applydiff", "apply-diff"],
@@ -128,5 +130,6 @@ export const diffCommands: Command[] = [
     maxArgs: 1,
     addFlags: (fs) => fs.string(["-file", "f"], "", "Read from file instead of stdin"),
     action: applyDiff,
+    preload: layerWriters,
   },
 ];

@@ -197,6 +197,7 @@ export const layerCommands: Command[] = [
     maxArgs: 1,
     addFlags: (fs) => layerFlags(fs, true),
     action: importLayer,
+    preload: layerWriters,
   },
   {
     names: ["exists"],
@@ -244,3 +245,12 @@ export const layerCommands: Command[] = [
     action: layers,
   },
 ];
+
+/** The modules that write a layer's content, for {@linkcode Command.preload}. */
+export function layerWriters(): Promise<unknown>[] {
+  return [
+    import("../layers/put.ts"),
+    import("../archive/layer_stream.ts"),
+    import("../archive/apply.ts"),
+  ];
+}
