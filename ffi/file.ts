@@ -22,6 +22,16 @@ import type { Timespec } from "./fs.ts";
 /** Errnos of copy_file_range meaning "not between these files": copy by reading and writing. */
 const NO_COPY_RANGE = new Set<number>([Errno.EXDEV, Errno.EINVAL, Errno.ENOSYS, Errno.EOPNOTSUPP]);
 
+/** openat2(2)'s syscall number (x86_64). */
+const SYS_OPENAT2 = 437n;
+/** openat2's RESOLVE_IN_ROOT: resolve as if the directory were the root (chroot semantics). */
+const RESOLVE_IN_ROOT = 0x10n;
+/** `struct open_how`: flags, mode, resolve. */
+const openHow = new BigUint64Array(3);
+const openHowBytes = new Uint8Array(openHow.buffer);
+/** Set once openat2 turned out missing (ENOSYS) or filtered (a seccomp EPERM). */
+let noOpenat2 = false;
+
 /** An open file descriptor; close it with {@linkcode RawFile.close}. */
 export class RawFile {
   #fd: number;
@@ -36,6 +46,33 @@ export class RawFile {
       check(libc().open(cpath(path), flags | O_CLOEXEC, mode), "open", path),
       path,
     );
+  }
+
+  /**
+   * openat2(2) of `rel` inside `dir` with RESOLVE_IN_ROOT: the kernel
+   * resolves it as a chroot at `dir` would (absolute symlinks and `..`
+   * stay inside), in one call. Undefined when the kernel has no openat2 (or
+   * a seccomp filter refuses it): the caller resolves the path itself.
+   * @param display The path for error messages.
+   * @throws {SyscallError} when the open fails.
+   */
+  static openInRoot(
+    dir: RawFile,
+    rel: string,
+    flags: number,
+    display: string,
+  ): RawFile | undefined {
+    if (noOpenat2) return undefined;
+    openHow[0] = BigInt(flags | O_CLOEXEC);
+    openHow[2] = RESOLVE_IN_ROOT;
+    const fd = libc().openat2(SYS_OPENAT2, BigInt(dir.#fd), cpath(rel), openHowBytes, 24n);
+    if (fd >= 0) return new RawFile(Number(fd), display);
+    const e = errno();
+    if (e === Errno.ENOSYS || e === Errno.EPERM) {
+      noOpenat2 = true;
+      return undefined;
+    }
+    throw new SyscallError("openat2", e, display);
   }
 
   /** Reads into `buf`: the number of bytes read, 0 at end of file. */

@@ -82,6 +82,12 @@ export const SYMBOLS = {
   // syscall(2) is variadic; a fixed seven-i64 signature reaches every syscall that has no
   // libc wrapper (open_tree, mount_setattr, move_mount); pointers go in as their addresses.
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  // openat2(dirfd, path, how, size) through syscall(2), the buffers passed as such.
+  openat2: {
+    name: "syscall",
+    parameters: ["i64", "i64", "buffer", "buffer", "usize"],
+    result: "i64",
+  },
 } as const;
 
 /** The typed symbol table of libc. */
@@ -197,6 +203,8 @@ export const O_DIRECTORY = 0o200000;
 export const O_CLOEXEC = 0o2000000;
 /** open(2): fail (ELOOP) if the last component is a symlink. */
 export const O_NOFOLLOW = 0o400000;
+/** open(2): a descriptor that only names a place (for *at calls). */
+export const O_PATH = 0o10000000;
 
 /** `AT_SYMLINK_NOFOLLOW`: act on a symlink itself, not its target. */
 export const AT_SYMLINK_NOFOLLOW = 0x100;

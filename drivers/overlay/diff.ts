@@ -14,8 +14,9 @@
 
 import type { FileGetter } from "../driver.ts";
 import type { FileReader } from "../../lib/archive/file_getter.ts";
-import { openFileReader, openFileStream } from "../../lib/archive/file_stream.ts";
-import { SafeRoot } from "../../lib/archive/safe_path.ts";
+import { FileStream, LocalFileReader } from "../../lib/archive/file_stream.ts";
+import { LayerFiles } from "../../lib/archive/layer_files.ts";
+import type { RawFile } from "../../ffi/file.ts";
 import { listDir } from "../../ffi/dirent.ts";
 import { isDir, lstatNs } from "../../ffi/fs.ts";
 
@@ -49,17 +50,17 @@ export function directorySize(dir: string): Promise<number> {
  * generations, then lowers for layers made from a template).
  */
 export class DiffDirsGetter implements FileGetter {
-  readonly #roots: SafeRoot[];
+  readonly #dirs: LayerFiles[];
 
   /** @param dirs Directories searched in order. */
   constructor(dirs: string[]) {
-    this.#roots = dirs.map((d) => new SafeRoot(d));
+    this.#dirs = dirs.map((d) => new LayerFiles(d));
   }
 
   /** Opens `path` (a tar entry name such as "./etc/passwd") in the first directory that has it. */
   get(path: string): Promise<ReadableStream<Uint8Array>> {
     try {
-      return Promise.resolve(this.#first(path, openFileStream));
+      return Promise.resolve(new FileStream(this.#first(path)));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -67,14 +68,14 @@ export class DiffDirsGetter implements FileGetter {
 
   /** Like {@linkcode get}, for synchronous reads. */
   open(path: string): FileReader {
-    return this.#first(path, openFileReader);
+    return new LocalFileReader(this.#first(path));
   }
 
-  #first<T>(path: string, open: (p: string) => T): T {
+  #first(path: string): RawFile {
     let first: unknown;
-    for (const root of this.#roots) {
+    for (const dir of this.#dirs) {
       try {
-        return open(root.entryPath(path));
+        return dir.open(path);
       } catch (e) {
         first ??= e;
       }
@@ -82,8 +83,9 @@ export class DiffDirsGetter implements FileGetter {
     throw first ?? new Deno.errors.NotFound(path);
   }
 
-  /** Nothing to release: the getter reads directories directly. */
+  /** Closes the directories' descriptors. */
   close(): Promise<void> {
+    for (const d of this.#dirs) d.close();
     return Promise.resolve();
   }
 }

@@ -241,13 +241,19 @@ class VfsDriver implements Driver {
   }
 
   async diffGetter(id: string): Promise<FileGetter> {
-    const { SafeRoot } = await import("../../lib/archive/safe_path.ts");
-    const { openFileReader, openFileStream } = await import("../../lib/archive/file_stream.ts");
-    const root = new SafeRoot(this.dir(id));
+    const { LayerFiles } = await import("../../lib/archive/layer_files.ts");
+    const { FileStream, LocalFileReader } = await import("../../lib/archive/file_stream.ts");
+    const files = new LayerFiles(this.dir(id));
     return {
-      get: (path: string) => Promise.resolve(openFileStream(root.entryPath(path))),
-      open: (path: string) => openFileReader(root.entryPath(path)),
-      async close() {},
+      get: (path: string) => {
+        try {
+          return Promise.resolve(new FileStream(files.open(path)));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      },
+      open: (path: string) => new LocalFileReader(files.open(path)),
+      close: () => Promise.resolve(files.close()),
     };
   }
 

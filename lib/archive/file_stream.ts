@@ -15,12 +15,15 @@
  *
  * @example
  * ```ts ignore
- * import { openFileReader, openFileStream } from "./file_stream.ts";
+ * import { FileStream, LocalFileReader, openFileStream } from "./file_stream.ts";
+ * import { LayerFiles } from "./layer_files.ts";
+ * const files = new LayerFiles(root);
  * const getter = {
- *   get: (p: string) => Promise.resolve(openFileStream(`${root}/${p}`)),
- *   open: (p: string) => openFileReader(`${root}/${p}`),
- *   close: async () => {},
+ *   get: (p: string) => Promise.resolve(new FileStream(files.open(p))),
+ *   open: (p: string) => new LocalFileReader(files.open(p)),
+ *   close: async () => files.close(),
  * };
+ * const whole = openFileStream(`${root}/etc/hostname`);
  * ```
  * @module
  */
@@ -104,15 +107,6 @@ export class FileStream extends ReadableStream<Uint8Array> implements FileReader
  */
 export function openFileStream(path: string): FileStream {
   return new FileStream(openRaw(path));
-}
-
-/**
- * Opens `path` for synchronous reads (a getter's `open`), never through a
- * final symlink, like {@linkcode openFileStream}.
- * @throws {SyscallError} when it cannot be opened.
- */
-export function openFileReader(path: string): LocalFileReader {
-  return new LocalFileReader(openRaw(path));
 }
 
 function openRaw(path: string): RawFile {
