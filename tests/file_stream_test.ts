@@ -122,6 +122,27 @@ Deno.test("tar-split: rebuild from file streams rejects changed content and size
     await fails(flipped, /checksum failed/);
     await fails(data.subarray(1), new RegExp(`file has ${data.length - 1} bytes`));
     await fails(concat([data, new Uint8Array(1)]), new RegExp(`more than ${data.length} bytes`));
+    // Files that fit the output buffer are read with one byte to spare (no read for the end).
+    for (const n of [1, 100, 4096]) {
+      const small = random(n);
+      const { ts: smallTs } = await layer(dir, [["f", small]]);
+      for (
+        const [content, re] of [
+          [concat([small, new Uint8Array(1)]), new RegExp(`more than ${n} bytes`)],
+          [concat([small, random(5000)]), new RegExp(`more than ${n} bytes`)],
+          [small.subarray(1), new RegExp(`file has ${n - 1} bytes`)],
+        ] as const
+      ) {
+        await Deno.writeFile(`${dir}/f`, content);
+        await assert.rejects(
+          collect(rebuildTar(streamOf(smallTs), fileGetter(dir))),
+          (e: unknown) => e instanceof ErrBadArchive && re.test(e.message),
+          `${n} bytes: ${re}`,
+        );
+      }
+      await Deno.writeFile(`${dir}/f`, small);
+      assert.equal((await collect(rebuildTar(streamOf(smallTs), fileGetter(dir)))).length % 512, 0);
+    }
     // Cancelling mid-file releases the open file.
     await Deno.writeFile(`${dir}/f`, data);
     let opened: FileStream | undefined;

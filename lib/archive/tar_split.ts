@@ -454,14 +454,24 @@ export function rebuildTar(
           try {
             for (;;) {
               if (len === out.length) yield;
-              const view = out.subarray(len, len + Math.min(out.length - len, size - n));
+              // Asking for one byte more than is left, where it fits, tells a file that
+              // is longer than recorded without a read to find its end (a short read of a
+              // local file is its end).
+              const left = size - n;
+              const room = out.length - len;
+              const ask = left < room ? left + 1 : room;
+              const view = out.subarray(len, len + ask);
               const k = src.readInto(view);
               if (k === null) break;
+              if (k > left) {
+                n = size + 1;
+                break;
+              }
               crc.update(view.subarray(0, k));
               len += k;
               n += k;
               if (n === size) {
-                if (src.readInto(probe) !== null) n++;
+                if (ask === left && src.readInto(probe) !== null) n++;
                 break;
               }
             }
