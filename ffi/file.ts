@@ -29,6 +29,8 @@ const RESOLVE_IN_ROOT = 0x10n;
 /** `struct open_how`: flags, mode, resolve. */
 const openHow = new BigUint64Array(3);
 const openHowBytes = new Uint8Array(openHow.buffer);
+/** The flags `openHow` holds. */
+let openHowFlags = -1;
 /** Set once openat2 turned out missing (ENOSYS) or filtered (a seccomp EPERM). */
 let noOpenat2 = false;
 
@@ -63,9 +65,12 @@ export class RawFile {
     display: string,
   ): RawFile | undefined {
     if (noOpenat2) return undefined;
-    openHow[0] = BigInt(flags | O_CLOEXEC);
-    openHow[2] = RESOLVE_IN_ROOT;
-    const fd = libc().openat2(SYS_OPENAT2, BigInt(dir.#fd), cpath(rel), openHowBytes, 24n);
+    if (flags !== openHowFlags) {
+      openHowFlags = flags;
+      openHow[0] = BigInt(flags | O_CLOEXEC);
+      openHow[2] = RESOLVE_IN_ROOT;
+    }
+    const fd = libc().openat2(SYS_OPENAT2, dir.#fd, cpath(rel), openHowBytes, 24n);
     if (fd >= 0) return new RawFile(Number(fd), display);
     const e = errno();
     if (e === Errno.ENOSYS || e === Errno.EPERM) {

@@ -85,7 +85,8 @@ export const SYMBOLS = {
   // openat2(dirfd, path, how, size) through syscall(2), the buffers passed as such.
   openat2: {
     name: "syscall",
-    parameters: ["i64", "i64", "buffer", "buffer", "usize"],
+    // the number must fill its register; the kernel reads the descriptor as an int
+    parameters: ["i64", "i32", "buffer", "buffer", "usize"],
     result: "i64",
   },
 } as const;
