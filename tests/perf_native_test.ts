@@ -15,6 +15,7 @@ import { isalCrc64, isalDeflate, isalInflate } from "../ffi/isal.ts";
 import { GzipWriter } from "../lib/archive/gzip_writer.ts";
 import { gunzipSync } from "node:zlib";
 import { libcryptoSha256 } from "../ffi/libcrypto.ts";
+import { zstdDecoder } from "../ffi/zstd.ts";
 import { generate } from "../bench/generate.ts";
 import { Store } from "../mod.ts";
 import { randomBytes, removeTree, tempDir } from "./helpers.ts";
@@ -74,10 +75,12 @@ async function decode(bytes: Uint8Array, chunk: number): Promise<Uint8Array> {
 Deno.test("native: the libraries are used where they are installed, and not with DENOSTORE_NATIVE=0", async () => {
   assert.equal(isalInflate() !== undefined, installed("libisal.so.2"), "ISA-L used iff installed");
   assert.equal(isalDeflate() !== undefined, installed("libisal.so.2"), "its deflate likewise");
+  assert.equal(zstdDecoder() !== undefined, installed("libzstd.so.1"), "libzstd likewise");
   assert.equal(libcryptoSha256() !== undefined, installed("libcrypto.so.3"), "libcrypto likewise");
   await withFallback(() => {
     assert.equal(isalInflate(), undefined);
     assert.equal(isalDeflate(), undefined);
+    assert.equal(zstdDecoder(), undefined);
     assert.equal(isalCrc64(), undefined);
     assert.equal(libcryptoSha256(), undefined);
   });
@@ -109,6 +112,54 @@ Deno.test("native: gzip decoded by ISA-L and by node:zlib is the same, multi-mem
       else assert.equal(native.length, data.length * 2);
     }
   }
+});
+
+async function zstd(data: Uint8Array, ...args: string[]): Promise<Uint8Array> {
+  const child = new Deno.Command("zstd", {
+    args: ["-q", "-c", ...args],
+    stdin: "piped",
+    stdout: "piped",
+  })
+    .spawn();
+  const out = child.output();
+  const w = child.stdin.getWriter();
+  await w.write(data);
+  await w.close();
+  return (await out).stdout;
+}
+
+Deno.test("native: zstd decoded by libzstd and by node:zlib is the same, frames, skippable frames, cuts and flips alike", async () => {
+  const data = sample();
+  const one = await zstd(data);
+  const skippable = new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 7, 7]);
+  const many = new Uint8Array([
+    ...one,
+    ...skippable,
+    ...await zstd(data.subarray(0, 1000), "--no-check"),
+    ...await zstd(new Uint8Array(0)),
+  ]);
+  const flipped = one.slice();
+  flipped[Math.floor(one.length / 2)] ^= 0x55;
+  const garbage = new Uint8Array([...one, 1, 2, 3, 4, 5]);
+  const outcome = (bytes: Uint8Array, chunk: number) =>
+    decode(bytes, chunk).then((b) => b, (e) => `${e.constructor.name}: ${e.message}`);
+  for (
+    const [what, bytes] of [
+      ["one frame", one],
+      ["frames and a skippable one", many],
+      ["cut inside a block", one.subarray(0, 5000)],
+      ["cut before the checksum", one.subarray(0, one.length - 2)],
+      ["a flipped byte", flipped],
+      ["bytes after the last frame", garbage],
+    ] as const
+  ) {
+    for (const chunk of [4096, 1 << 20]) {
+      const native = await outcome(bytes, chunk);
+      const fallback = await withFallback(() => outcome(bytes, chunk));
+      assert.deepEqual(native, fallback, `${what}, chunks of ${chunk}`);
+    }
+  }
+  assert.deepEqual(await decode(one, 65_536), data);
 });
 
 Deno.test("native: gzip written by ISA-L and by CompressionStream reads back as what was written, in any chunking", async () => {

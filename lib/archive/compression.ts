@@ -35,6 +35,7 @@
 import type * as zlib from "node:zlib";
 import { ErrBadArchive, ErrPermission } from "../errors.ts";
 import { inflateError, type IsalInflate, isalInflate } from "../../ffi/isal.ts";
+import { type ZstdDecoder, zstdDecoder } from "../../ffi/zstd.ts";
 import { ByteRing, type ChunkSource, type RingSize, sourceStream } from "./ring.ts";
 
 /** Compression of a layer, numbered as containers/storage's archive.Compression. */
@@ -322,7 +323,7 @@ const ISAL_CHUNK = 256 << 10;
  * last one ended is refused as Go refuses it (an invalid header); input
  * that ends inside a member is truncated.
  */
-export class IsalGunzip {
+export class IsalGunzip implements PullDecoder {
   #ended = false;
   /** The last inflate filled its buffer: ISA-L may hold more output for the same input. */
   #full = false;
@@ -395,26 +396,38 @@ export function isalGunzipOf(src: ChunkSource, ring?: RingSize): IsalGunzip | un
   return inf && new IsalGunzip(src, inf, ring && new ByteRing(ring));
 }
 
-/** {@linkcode IsalGunzip} as a stream. */
-function isalGunzip(g: IsalGunzip): ReadableStream<Uint8Array> {
+/** A decoder pulled one output chunk at a time ({@linkcode IsalGunzip}, {@linkcode LibzstdDecoder}). */
+interface PullDecoder {
+  /** Its input. */
+  readonly src: ChunkSource;
+  /** Set when the input itself failed. */
+  inputFailure?: { error: unknown };
+  /** The next decoded chunk, or null at the end. */
+  next(): Promise<Uint8Array | null>;
+  /** Releases what the decoder holds. */
+  free(): void;
+}
+
+/** A {@linkcode PullDecoder} as a stream. */
+function pullStream(d: PullDecoder): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
       try {
-        const out = await g.next();
+        const out = await d.next();
         if (out) ctl.enqueue(out);
         else {
-          g.free();
+          d.free();
           ctl.close();
         }
       } catch (e) {
-        g.free();
-        ctl.error(g.inputFailure ? g.inputFailure.error : e);
-        await g.src.cancel(e).catch(() => {});
+        d.free();
+        ctl.error(d.inputFailure ? d.inputFailure.error : e);
+        await d.src.cancel(e).catch(() => {});
       }
     },
     async cancel(reason) {
-      g.free();
-      await g.src.cancel(reason).catch(() => {});
+      d.free();
+      await d.src.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
 }
@@ -429,7 +442,7 @@ function gunzip(
   ring?: RingSize,
 ): ReadableStream<Uint8Array> {
   const inf = isalInflate();
-  if (inf) return isalGunzip(new IsalGunzip(input.getReader(), inf, ring && new ByteRing(ring)));
+  if (inf) return pullStream(new IsalGunzip(input.getReader(), inf, ring && new ByteRing(ring)));
   const d = zlibDecoder(ring ? copied(input) : input, Compression.Gzip);
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
@@ -500,6 +513,73 @@ function unzstd(input: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
       await src.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
+}
+
+/**
+ * Decodes zstd with libzstd (ffi/zstd.ts), every frame in turn, one output
+ * chunk per {@linkcode next}. The frame structure is followed as for the
+ * node:zlib path ({@linkcode ZstdFrames}), so that both refuse the same
+ * streams in the same words: a bad magic or reserved bit, bytes after the
+ * last frame, a stream that stops inside a frame.
+ */
+class LibzstdDecoder implements PullDecoder {
+  readonly #frames = new ZstdFrames();
+  readonly #ring: ByteRing | undefined;
+  #ended = false;
+  /** The last step filled its buffer: libzstd may hold more output. */
+  #full = false;
+  /** The last step ended a frame, all of it given out. */
+  #frameDone = true;
+  /** Set when the input itself failed: that is the error to report, not a decoding one. */
+  inputFailure?: { error: unknown };
+
+  /**
+   * @param src The compressed input.
+   * @param z The decoder (freed here at the end, on failure and on {@linkcode free}).
+   * @param ring Output buffers to reuse; fresh ones of 256 KiB without.
+   */
+  constructor(readonly src: ChunkSource, readonly z: ZstdDecoder, ring?: RingSize) {
+    this.#ring = ring && new ByteRing(ring);
+  }
+
+  /** The next decoded chunk, or null after the last frame. */
+  async next(): Promise<Uint8Array | null> {
+    const c = Compression.Zstd;
+    const z = this.z;
+    for (;;) {
+      if (z.availIn === 0 && !this.#full) {
+        if (this.#ended) {
+          if (!this.#frames.complete || !this.#frameDone) throw truncated(c);
+          return null;
+        }
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await this.src.read();
+        } catch (error) {
+          this.inputFailure = { error };
+          throw error;
+        }
+        if (r.done) {
+          this.#ended = true;
+          continue;
+        }
+        for (let i = 0; i < r.value.length;) i += this.#frames.scan(r.value.subarray(i));
+        z.setInput(r.value);
+      }
+      const out = this.#ring?.room() ?? new Uint8Array(ISAL_CHUNK);
+      const step = z.decompress(out);
+      if (step.error !== undefined) throw badData(c, new Error(step.error));
+      this.#ring?.advance(step.produced);
+      this.#full = step.produced === out.length;
+      this.#frameDone = step.frameDone;
+      if (step.produced > 0) return out.subarray(0, step.produced);
+    }
+  }
+
+  /** Releases libzstd's context. */
+  free(): void {
+    this.z.free();
+  }
 }
 
 function viaNode(
@@ -650,8 +730,12 @@ export function decompressAs(
       return stream;
     case Compression.Gzip:
       return gunzip(stream, opts.ring);
-    case Compression.Zstd:
+    case Compression.Zstd: {
+      // libzstd is done with each input chunk before it reads the next: no copies
+      const z = zstdDecoder();
+      if (z) return pullStream(new LibzstdDecoder(stream.getReader(), z, opts.ring));
       return unzstd(opts.ring ? copied(stream) : stream);
+    }
     case Compression.Xz:
       return viaCommand(opts.ring ? copied(stream) : stream, "xz", c);
     case Compression.Bzip2:
