@@ -93,32 +93,10 @@ const STATUS: Record<number, string> = {
 };
 
 /** `printf 'isal\n' | gzip -n -9`: the self-test's member. */
+// deno-fmt-ignore
 const PROBE = new Uint8Array([
-  31,
-  139,
-  8,
-  0,
-  0,
-  0,
-  0,
-  0,
-  2,
-  3,
-  203,
-  44,
-  78,
-  204,
-  225,
-  2,
-  0,
-  241,
-  129,
-  2,
-  75,
-  5,
-  0,
-  0,
-  0,
+  31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 203, 44, 78, 204, 225, 2,
+  0, 241, 129, 2, 75, 5, 0, 0, 0,
 ]);
 
 let usable: boolean | undefined;

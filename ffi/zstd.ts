@@ -39,25 +39,10 @@ const SYMBOLS = {
 type Zstd = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** `printf 'zstd\n' | zstd -c`: the self-test's frame. */
+// deno-fmt-ignore
 const PROBE = new Uint8Array([
-  40,
-  181,
-  47,
-  253,
-  4,
-  88,
-  41,
-  0,
-  0,
-  122,
-  115,
-  116,
-  100,
-  10,
-  4,
-  241,
-  110,
-  60,
+  40, 181, 47, 253, 4, 88, 41, 0, 0, 122, 115, 116, 100, 10, 4, 241,
+  110, 60,
 ]);
 
 let usable: boolean | undefined;

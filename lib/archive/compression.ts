@@ -355,13 +355,7 @@ export class IsalGunzip implements PullDecoder {
       }
       if (inf.availIn === 0 && !this.#full) {
         if (this.#ended) throw truncated(c);
-        let r: ReadableStreamReadResult<Uint8Array>;
-        try {
-          r = await this.src.read();
-        } catch (error) {
-          this.inputFailure = { error };
-          throw error;
-        }
+        const r = await readInput(this);
         if (r.done) {
           this.#ended = true;
           continue;
@@ -406,6 +400,16 @@ interface PullDecoder {
   next(): Promise<Uint8Array | null>;
   /** Releases what the decoder holds. */
   free(): void;
+}
+
+/** Reads a decoder's next input chunk; a failure to read is noted as the input's own. */
+async function readInput(d: PullDecoder): Promise<ReadableStreamReadResult<Uint8Array>> {
+  try {
+    return await d.src.read();
+  } catch (error) {
+    d.inputFailure = { error };
+    throw error;
+  }
 }
 
 /** A {@linkcode PullDecoder} as a stream. */
@@ -552,13 +556,7 @@ class LibzstdDecoder implements PullDecoder {
           if (!this.#frames.complete || !this.#frameDone) throw truncated(c);
           return null;
         }
-        let r: ReadableStreamReadResult<Uint8Array>;
-        try {
-          r = await this.src.read();
-        } catch (error) {
-          this.inputFailure = { error };
-          throw error;
-        }
+        const r = await readInput(this);
         if (r.done) {
           this.#ended = true;
           continue;
