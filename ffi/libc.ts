@@ -73,6 +73,7 @@ export const SYMBOLS = {
   statfs: { parameters: ["buffer", "buffer"], result: "i32" },
   getpagesize: { parameters: [], result: "i32" },
   geteuid: { parameters: [], result: "u32" },
+  getegid: { parameters: [], result: "u32" },
   ioctl: { parameters: ["i32", "u64", "i32"], result: "i32" },
   // Same function for requests whose argument points at a struct (FS_IOC_FS[GS]ETXATTR).
   ioctl_ptr: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },

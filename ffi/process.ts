@@ -17,3 +17,22 @@ import { libc } from "./libc.ts";
 export function geteuid(): number {
   return libc().geteuid();
 }
+
+/** The effective group ID of this process: the group of the files it creates (outside setgid directories). */
+export function getegid(): number {
+  return libc().getegid();
+}
+
+/**
+ * The file mode creation mask, read from `/proc/self/status` (umask(2) can
+ * only read it by setting it, which would race with other threads creating
+ * files); undefined when the kernel does not say.
+ */
+export function currentUmask(): number | undefined {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(Deno.readTextFileSync("/proc/self/status"));
+    return m ? parseInt(m[1], 8) : undefined;
+  } catch {
+    return undefined;
+  }
+}

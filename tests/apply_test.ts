@@ -587,3 +587,85 @@ Deno.test({
     await removeTree(tmp);
   }
 });
+
+/** A default ACL (user::rwx, group::r-x, other::---) as the kernel stores it in the xattr. */
+function defaultAcl(): Uint8Array {
+  const entries: [number, number][] = [[0x01, 0o7], [0x04, 0o5], [0x20, 0]];
+  const v = new DataView(new ArrayBuffer(4 + entries.length * 8));
+  v.setUint32(0, 2, true);
+  entries.forEach(([tag, perm], i) => {
+    v.setUint16(4 + i * 8, tag, true);
+    v.setUint16(6 + i * 8, perm, true);
+    v.setUint32(8 + i * 8, 0xffffffff, true);
+  });
+  return new Uint8Array(v.buffer);
+}
+
+Deno.test(
+  {
+    name:
+      "apply: files created with their final owner and mode skip the chown/chmod, and only those: setgid dirs, default ACLs, special bits, other owners, a loose mode",
+    ignore: !isRoot,
+  },
+  async () => {
+    const enc = new TextEncoder();
+    const entries: FixtureEntry[] = [
+      { name: "plain/", type: "5", mode: 0o755 },
+      { name: "plain/f644", data: "a", mode: 0o644 },
+      { name: "plain/f666", data: "a", mode: 0o666 }, // the umask would take group and other write
+      { name: "plain/suid", data: "a", mode: 0o4755 },
+      { name: "plain/user", data: "a", mode: 0o640, uid: 1000, gid: 1001 },
+      { name: "sgid/", type: "5", mode: 0o2775, gid: 50 },
+      { name: "sgid/f", data: "a", mode: 0o644 }, // would get group 50 from the directory
+      { name: "sgid/implicit/f", data: "a", mode: 0o644 },
+      {
+        name: "acl/",
+        type: "5",
+        mode: 0o755,
+        rawXattrs: [[enc.encode("system.posix_acl_default"), defaultAcl()]],
+      },
+      { name: "acl/f", data: "a", mode: 0o644 }, // the ACL would make it 0640
+      { name: "acl/sub/", type: "5", mode: 0o755 }, // inherits the default ACL
+      { name: "acl/sub/f", data: "a", mode: 0o644 },
+      { name: "top", data: "a", mode: 0o600 },
+    ];
+    const want = (path: string, mode: number, uid = 0, gid = 0) => ({ path, mode, uid, gid });
+    const expected = [
+      want("plain/f644", 0o644),
+      want("plain/f666", 0o666),
+      want("plain/suid", 0o4755),
+      want("plain/user", 0o640, 1000, 1001),
+      want("sgid/f", 0o644),
+      want("sgid/implicit/f", 0o644),
+      want("acl/f", 0o644),
+      want("acl/sub/f", 0o644),
+      want("top", 0o600),
+    ];
+    const check = (dir: string, what: string) => {
+      for (const e of expected) {
+        const st = lstatNs(`${dir}/${e.path}`);
+        assert.deepEqual(
+          { path: e.path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid },
+          e,
+          `${what}: ${e.path}`,
+        );
+      }
+    };
+    const { dir } = await applyInto(entries, { whiteoutFormat: "overlay" });
+    try {
+      check(dir, "empty target");
+    } finally {
+      await removeTree(dir);
+    }
+    // A setgid target: its group would go to every file made in it.
+    const sgidRoot = await tempDir("apply-sgid-root-");
+    try {
+      Deno.chownSync(sgidRoot, 0, 50);
+      Deno.chmodSync(sgidRoot, 0o2755);
+      await applyInto(entries, { whiteoutFormat: "overlay" }, sgidRoot);
+      check(sgidRoot, "setgid target");
+    } finally {
+      await removeTree(sgidRoot);
+    }
+  },
+);

@@ -61,6 +61,7 @@ import {
 } from "./tar_header.ts";
 import { cleanEntryName, SafeRoot } from "./safe_path.ts";
 import { UsageTally } from "./usage_tally.ts";
+import { FreshFiles, type FreshPlan } from "./fresh_files.ts";
 import { WriteBehind } from "./write_behind.ts";
 import { adjoins, extend } from "./ring.ts";
 import {
@@ -140,7 +141,14 @@ export async function applyTar(
   const unpacked = new Set<string>();
   const dirs: { parts: string[]; atime?: TarTime; mtime: TarTime }[] = [];
   let size = 0;
-  const tally = opts.measureUsage && listDir(target).length === 0 ? new UsageTally() : undefined;
+  const empty = listDir(target).length === 0;
+  const tally = opts.measureUsage && empty ? new UsageTally() : undefined;
+  const fresh = empty && opts.forceMask === undefined ? FreshFiles.forTarget(target) : undefined;
+  /** Something in the target was removed: neither the tally nor the fresh files hold. */
+  const removed = () => {
+    tally?.stop();
+    fresh?.stop();
+  };
 
   const aufsLinks = new AufsLinkSources(root, unpacked);
   const behind = new WriteBehind();
@@ -184,7 +192,7 @@ export async function applyTar(
             name,
           );
         } else {
-          tally?.stop();
+          removed();
           clearNotUnpacked(root, parent, unpacked);
         }
         continue;
@@ -195,7 +203,7 @@ export async function applyTar(
           throw new ErrBadArchive(name, { detail: "whiteout names no valid file" });
         }
         const victim = [...parent, deleted];
-        removePath(root, victim, tally);
+        removePath(root, victim, removed);
         if (overlay) {
           const abs = root.abs(victim);
           mknod(abs, S_IFCHR, 0);
@@ -210,7 +218,7 @@ export async function applyTar(
       const isDir = h.typeflag === TypeFlag.Dir;
       if (!REPLACED_ON_CREATE.has(h.typeflag)) {
         const existing = lstatIfExists(abs);
-        if (existing && !(isDirStat(existing) && isDir)) removePath(root, path, tally);
+        if (existing && !(isDirStat(existing) && isDir)) removePath(root, path, removed);
       }
       // only an AUFS opaque directory asks what was unpacked
       if (aufs) unpacked.add(path.join("/"));
@@ -238,20 +246,19 @@ export async function applyTar(
         continue;
       }
       const owner = ids(h, opts);
-      const type = createEntry(root, path, h, opts, name, tally);
+      const type = createEntry(root, path, h, opts, name, { tally, removed });
       if (type === TypeFlag.Reg) {
         const big = h.size >= WRITE_BEHIND_MIN ? behind : undefined;
-        const { file, writes } = await writeBody(
-          abs,
-          body,
-          h,
-          () => removePath(root, path, tally),
-          big,
-        );
+        const plan = fresh?.plan(parent.join("/"), h, owner);
+        const { file, writes } = await writeBody(abs, body, h, {
+          removeExisting: () => removePath(root, path, removed),
+          behind: big,
+          mode: plan?.createMode,
+        });
         tally?.add(h.size);
         const finish = () => {
           try {
-            applyMetadata(abs, h, type, owner, opts, file);
+            applyMetadata(abs, h, type, owner, opts, file, plan);
           } finally {
             file.close();
           }
@@ -263,6 +270,7 @@ export async function applyTar(
       }
       if (isDir) {
         root.markDir(path);
+        fresh?.dirApplied(path.join("/"), parent.join("/"), h);
         dirs.push({ parts: path, atime: h.atime, mtime: h.mtime });
       }
     }
@@ -367,7 +375,7 @@ function createEntry(
   h: TarHeader,
   opts: ApplyOptions,
   name: string,
-  tally: UsageTally | undefined,
+  { tally, removed }: { tally: UsageTally | undefined; removed: () => void },
 ): string {
   const abs = root.abs(path);
   let type = h.typeflag;
@@ -386,7 +394,7 @@ function createEntry(
     case TypeFlag.Dir:
       replacing(abs, () => mkdir(abs, perm & 0o777), (st) => {
         if (isDirStat(st)) return false; // a directory stays, with what is in it
-        removePath(root, path, tally);
+        removePath(root, path, removed);
         return true;
       });
       break;
@@ -426,7 +434,7 @@ function createEntry(
     }
     case TypeFlag.Symlink:
       replacing(abs, () => symlink(h.linkname, abs), () => {
-        removePath(root, path, tally);
+        removePath(root, path, removed);
         return true;
       });
       tally?.add(cstr(h.linkname).length - 1);
@@ -469,21 +477,29 @@ const WRITE_BEHIND_MIN = 64 << 10;
 /** Largest write of adjoining pieces: with four in flight, 1.25 MiB of a ring in use. */
 const WRITE_SPAN = 256 << 10;
 
+/** Options of {@linkcode writeBody}. */
+interface WriteBodyOptions {
+  /** Clears the path of what is in the way (EEXIST) before one more try. */
+  removeExisting?: () => void;
+  /** Writes large bodies behind the apply. */
+  behind?: WriteBehind;
+  /** The mode to create the file with (0600: the caller sets the real one after). */
+  mode?: number;
+}
+
 /**
  * Streams a regular file's body into a new file (O_EXCL: never through a
  * planted symlink) and returns it open, for its metadata to be set through
  * the descriptor, with the writes still in flight when `behind` is given;
- * the caller closes it once they are done. `removeExisting`, when given,
- * clears the path of what is in the way (EEXIST) before one more try.
+ * the caller closes it once they are done.
  */
 async function writeBody(
   abs: string,
   body: AsyncIterable<Uint8Array>,
   h: TarHeader,
-  removeExisting?: () => void,
-  behind?: WriteBehind,
+  { removeExisting, behind, mode = 0o600 }: WriteBodyOptions = {},
 ): Promise<{ file: RawFile; writes: Promise<void>[] }> {
-  const open = () => RawFile.open(abs, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+  const open = () => RawFile.open(abs, O_WRONLY | O_CREAT | O_EXCL, mode);
   const f = removeExisting
     ? replacing(abs, open, () => {
       removeExisting();
@@ -550,7 +566,8 @@ async function writeSparse(
 /**
  * Ownership, xattrs, mode (after chown, which clears setuid) and times of
  * one entry; through `file`, a regular file still open, when given (no
- * path lookups).
+ * path lookups), without the chown or chmod that its open made needless
+ * (`fresh`, see fresh_files.ts).
  */
 function applyMetadata(
   abs: string,
@@ -559,8 +576,9 @@ function applyMetadata(
   owner: { uid: number; gid: number },
   opts: ApplyOptions,
   file?: RawFile,
+  fresh?: FreshPlan,
 ): void {
-  if (!opts.noLchown) {
+  if (!opts.noLchown && !fresh?.skipChown) {
     chown(() => file ? file.chown(owner.uid, owner.gid) : lchown(abs, owner.uid, owner.gid), opts);
   }
   for (const [key, value] of Object.entries(h.xattrs)) {
@@ -574,7 +592,7 @@ function applyMetadata(
   // and for a non-directory that fails with ENOTDIR.
   const keepModeTimes = type === TypeFlag.Link &&
     ((lstatNs(abs).mode & S_IFMT) === S_IFLNK || /(^|\/)\.?$/.test(h.linkname));
-  if (type !== TypeFlag.Symlink && !keepModeTimes) {
+  if (type !== TypeFlag.Symlink && !keepModeTimes && !fresh?.skipChmod) {
     const mode = forced ? opts.forceMask! : h.mode & 0o7777;
     if (file) file.chmod(mode);
     else chmod(abs, mode);
@@ -649,10 +667,10 @@ function setXattr(set: () => void, key: string, entry: string): void {
 
 /**
  * Removes a path (recursively, never following symlinks) and forgets cached
- * dirs under it. Removing anything stops `tally` (see usage_tally.ts).
+ * dirs under it; calls `removed` when there was something to remove.
  */
-function removePath(root: SafeRoot, parts: string[], tally?: UsageTally): void {
-  if (removeAll(root.abs(parts))) tally?.stop();
+function removePath(root: SafeRoot, parts: string[], removed?: () => void): void {
+  if (removeAll(root.abs(parts))) removed?.();
   root.forget(parts);
 }
 
