@@ -604,7 +604,7 @@ function defaultAcl(): Uint8Array {
 Deno.test(
   {
     name:
-      "apply: files created with their final owner and mode skip the chown/chmod, and only those: setgid dirs, default ACLs, special bits, other owners, a loose mode",
+      "apply: files, directories and symlinks created with their final owner and mode skip the chown/chmod, and only those: setgid dirs, default ACLs, special bits, other owners, a loose mode",
     ignore: !isRoot,
   },
   async () => {
@@ -628,6 +628,13 @@ Deno.test(
       { name: "acl/sub/", type: "5", mode: 0o755 }, // inherits the default ACL
       { name: "acl/sub/f", data: "a", mode: 0o644 },
       { name: "top", data: "a", mode: 0o600 },
+      { name: "plain/d1777/", type: "5", mode: 0o1777 },
+      { name: "plain/d775/", type: "5", mode: 0o775 },
+      { name: "plain/duser/", type: "5", mode: 0o755, uid: 1000, gid: 1000 },
+      { name: "sgid/d/", type: "5", mode: 0o755 },
+      { name: "plain/ln", type: "2", link: "f644" },
+      { name: "plain/uln", type: "2", link: "f644", uid: 1000, gid: 1001 },
+      { name: "sgid/ln", type: "2", link: "f" },
     ];
     const want = (path: string, mode: number, uid = 0, gid = 0) => ({ path, mode, uid, gid });
     const expected = [
@@ -640,6 +647,15 @@ Deno.test(
       want("acl/f", 0o644),
       want("acl/sub/f", 0o644),
       want("top", 0o600),
+      want("plain", 0o755),
+      want("sgid", 0o2775, 0, 50),
+      want("plain/d1777", 0o1777),
+      want("plain/d775", 0o775),
+      want("plain/duser", 0o755, 1000, 1000),
+      want("sgid/d", 0o755),
+      want("plain/ln", 0o777),
+      want("plain/uln", 0o777, 1000, 1001),
+      want("sgid/ln", 0o777),
     ];
     const check = (dir: string, what: string) => {
       for (const e of expected) {

@@ -246,7 +246,7 @@ export async function applyTar(
         continue;
       }
       const owner = ids(h, opts);
-      const type = createEntry(root, path, h, opts, name, { tally, removed });
+      const { type, made } = createEntry(root, path, h, opts, name, { tally, removed });
       if (type === TypeFlag.Reg) {
         const big = h.size >= WRITE_BEHIND_MIN ? behind : undefined;
         const plan = fresh?.plan(parent.join("/"), h, owner);
@@ -266,7 +266,10 @@ export async function applyTar(
         if (writes.length) big!.after(writes, finish, () => file.close());
         else finish();
       } else {
-        applyMetadata(abs, h, type, owner, opts);
+        // a new directory or symlink gets its owner (and a directory its mode) from its creation too
+        const creates = made && (type === TypeFlag.Dir || type === TypeFlag.Symlink);
+        const plan = creates ? fresh?.plan(parent.join("/"), h, owner) : undefined;
+        applyMetadata(abs, h, type, owner, opts, undefined, plan);
       }
       if (isDir) {
         root.markDir(path);
@@ -367,7 +370,8 @@ const CREATED = new Set<string>([
 
 /**
  * Creates the filesystem object of an entry (not its metadata) and returns
- * the type actually created (force-mask turns devices into regular files).
+ * the type actually created (force-mask turns devices into regular files),
+ * and whether it was made here (a directory that was there is kept).
  */
 function createEntry(
   root: SafeRoot,
@@ -376,7 +380,7 @@ function createEntry(
   opts: ApplyOptions,
   name: string,
   { tally, removed }: { tally: UsageTally | undefined; removed: () => void },
-): string {
+): { type: string; made: boolean } {
   const abs = root.abs(path);
   let type = h.typeflag;
   if (!CREATED.has(type)) {
@@ -391,13 +395,14 @@ function createEntry(
   }
   const perm = forced ? opts.forceMask! : h.mode & 0o7777;
   switch (type) {
-    case TypeFlag.Dir:
-      replacing(abs, () => mkdir(abs, perm & 0o777), (st) => {
+    case TypeFlag.Dir: {
+      const made = replacing(abs, () => (mkdir(abs, perm & 0o777), true), (st) => {
         if (isDirStat(st)) return false; // a directory stays, with what is in it
         removePath(root, path, removed);
         return true;
       });
-      break;
+      return { type, made: made === true };
+    }
     case TypeFlag.Reg:
       break; // written by writeBody
     case TypeFlag.Char:
@@ -440,7 +445,7 @@ function createEntry(
       tally?.add(cstr(h.linkname).length - 1);
       break;
   }
-  return type;
+  return { type, made: true };
 }
 
 /**
