@@ -114,6 +114,57 @@ Deno.test({
 
 Deno.test({
   name:
+    "overlay: a probe killed mid-way leaves a mount and a directory that the next probe clears (a fresh one it leaves alone)",
+  ignore,
+  fn: () =>
+    withDriver(async ({ home, runHome, driver }) => {
+      await driver.cleanup();
+      // what a probe killed between its mount and its unmount leaves
+      const old = `${home}/metacopy-check123456`;
+      const young = `${home}/metacopy-check654321`;
+      for (const dir of [old, young]) {
+        for (const d of ["l1", "l2", "work", "merged"]) {
+          Deno.mkdirSync(`${dir}/${d}`, { recursive: true });
+        }
+      }
+      const mounted = await run("mount", [
+        "-t",
+        "overlay",
+        "overlay",
+        "-o",
+        `lowerdir=${old}/l1,upperdir=${old}/l2,workdir=${old}/work`,
+        `${old}/merged`,
+      ]);
+      assertEquals(mounted.code, 0, mounted.stderr);
+      const hourAgo = new Date(Date.now() - 3_600_000);
+      Deno.utimeSync(old, hourAgo, hourAgo);
+      // the metacopy probe runs again (its result was never cached)
+      Deno.removeSync(`${runHome}/metacopy()-false`);
+      const again = await overlay.init({ home, runHome, options: [] });
+      try {
+        assertEquals(mountedAt(`${old}/merged`), [], "the leftover mount is gone");
+        assert(
+          !Deno.statSync(home).isFile &&
+            ![...Deno.readDirSync(home)].some((e) => e.name === "metacopy-check123456"),
+          "and its directory",
+        );
+        assert(
+          Deno.statSync(young).isDirectory,
+          "a probe directory of the last minute may be another process's",
+        );
+        assert(
+          Deno.statSync(`${runHome}/metacopy()-false`).isFile,
+          "the feature is probed and cached",
+        );
+      } finally {
+        await again.cleanup();
+        Deno.removeSync(young, { recursive: true });
+      }
+    }),
+});
+
+Deno.test({
+  name:
     "overlay: where the kernel's overlay is refused, fuse-overlayfs mounts, also after a reboot, as in the reference",
   ignore: ignore || !referenceCli || !fuseOverlayfs,
   fn: async () => {

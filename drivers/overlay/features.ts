@@ -18,9 +18,9 @@
  * @module
  */
 
-import { lgetxattr, lsetxattr, mknod, S_IFCHR } from "../../ffi/fs.ts";
+import { isDir, lgetxattr, lsetxattr, lstatIfExists, mknod, S_IFCHR } from "../../ffi/fs.ts";
 import { MNT_DETACH, mount, unmount } from "../../ffi/mount.ts";
-import { supportsDType } from "../../ffi/dirent.ts";
+import { listDir, removeAll, supportsDType } from "../../ffi/dirent.ts";
 import { splitMountOptions } from "./options.ts";
 
 /** statfs f_type of overlayfs. */
@@ -97,11 +97,37 @@ export async function recordFeature(
   });
 }
 
+/** A probe takes milliseconds: a probe directory this old is a killed probe's. */
+const LEFTOVER_AGE_MS = 60_000;
+
+/**
+ * Unmounts and removes what killed probes left under `home`: directories
+ * named `prefix…` (ours, and 1.43's, which are named alike) untouched for a
+ * minute, with their test mount. A probe killed between its mount and its
+ * unmount otherwise leaves both for good: its feature is never cached, so
+ * the next open probes again in a new directory.
+ */
+function clearLeftovers(home: string, prefix: string): void {
+  for (const e of listDir(home)) {
+    if (!e.name.startsWith(prefix)) continue;
+    const dir = `${home}/${e.name}`;
+    const st = lstatIfExists(dir);
+    if (!st || !isDir(st) || Date.now() - st.mtime.sec * 1000 < LEFTOVER_AGE_MS) continue;
+    try {
+      unmount(`${dir}/merged`, MNT_DETACH);
+    } catch {
+      // not mounted
+    }
+    removeAll(dir);
+  }
+}
+
 async function withTempDir<T>(
   home: string,
   prefix: string,
   fn: (dir: string) => Promise<T>,
 ): Promise<T> {
+  clearLeftovers(home, prefix);
   const dir = await Deno.makeTempDir({ dir: home, prefix });
   try {
     return await fn(dir);
