@@ -384,6 +384,12 @@ export class IsalGunzip implements PullDecoder {
   }
 }
 
+/** A libzstd decoder of `src`, or undefined when libzstd is not usable. */
+export function libzstdOf(src: ChunkSource, ring?: RingSize): LibzstdDecoder | undefined {
+  const z = zstdDecoder();
+  return z && new LibzstdDecoder(src, z, ring);
+}
+
 /** An ISA-L gzip decoder of `src`, or undefined when ISA-L is not usable. */
 export function isalGunzipOf(src: ChunkSource, ring?: RingSize): IsalGunzip | undefined {
   const inf = isalInflate();
@@ -391,7 +397,7 @@ export function isalGunzipOf(src: ChunkSource, ring?: RingSize): IsalGunzip | un
 }
 
 /** A decoder pulled one output chunk at a time ({@linkcode IsalGunzip}, {@linkcode LibzstdDecoder}). */
-interface PullDecoder {
+export interface PullDecoder {
   /** Its input. */
   readonly src: ChunkSource;
   /** Set when the input itself failed. */
@@ -526,7 +532,7 @@ function unzstd(input: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
  * streams in the same words: a bad magic or reserved bit, bytes after the
  * last frame, a stream that stops inside a frame.
  */
-class LibzstdDecoder implements PullDecoder {
+export class LibzstdDecoder implements PullDecoder {
   readonly #frames = new ZstdFrames();
   readonly #ring: ByteRing | undefined;
   #ended = false;

@@ -33,12 +33,13 @@ export interface RingSize {
 export const APPLY_RING: RingSize = { count: 16, size: 128 << 10 };
 
 /**
- * The compressed input's ring when ISA-L inflates it (layer_stream.ts): its
- * decoder holds one chunk and the hash one more, so four buffers do, and
- * 512 KiB reads take a quarter of the hand-offs to Deno's pool (a read and
- * a hash per chunk, ~50 µs of the main thread each) of 128 KiB ones.
+ * The compressed input's ring when a native decoder (ISA-L, libzstd) pulls
+ * it (layer_stream.ts): the decoder holds one chunk and the hash one more,
+ * so four buffers do, and 512 KiB reads take a quarter of the hand-offs to
+ * Deno's pool (a read and a hash per chunk, ~50 µs of the main thread
+ * each) of 128 KiB ones.
  */
-export const GZIP_INPUT_RING: RingSize = { count: 4, size: 512 << 10 };
+export const PULL_INPUT_RING: RingSize = { count: 4, size: 512 << 10 };
 
 /**
  * One buffer of `count × size` bytes handed out in turn, each piece at most
