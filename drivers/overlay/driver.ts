@@ -47,7 +47,8 @@ import {
 import { KeyedMutex } from "./keyed_mutex.ts";
 import { diffName, rotateDiffs } from "./idmap.ts";
 import { chownPathByMaps } from "../chown.ts";
-import { DiffDirsGetter, directorySize, releaseAfter } from "./diff.ts";
+import { directorySize, releaseAfter } from "./diff.ts";
+import { LayerFilesGetter } from "../../lib/archive/layer_files.ts";
 import { detachMapped, idmapDisabledByEnv, mapLowers, type MappedLowers } from "./idmapped.ts";
 import { pathExists } from "../../lib/path_exists.ts";
 
@@ -538,7 +539,7 @@ export class OverlayDriver implements Driver, ParentFreeApply {
       dirs.push(`${dir}/${diffName(n)}`);
     }
     dirs.push(...await this.#layout.lowerDirs(id));
-    return new DiffDirsGetter(dirs);
+    return new LayerFilesGetter(dirs);
   }
 
   /**

@@ -241,20 +241,8 @@ class VfsDriver implements Driver {
   }
 
   async diffGetter(id: string): Promise<FileGetter> {
-    const { LayerFiles } = await import("../../lib/archive/layer_files.ts");
-    const { FileStream, LocalFileReader } = await import("../../lib/archive/file_stream.ts");
-    const files = new LayerFiles(this.dir(id));
-    return {
-      get: (path: string) => {
-        try {
-          return Promise.resolve(new FileStream(files.open(path)));
-        } catch (e) {
-          return Promise.reject(e);
-        }
-      },
-      open: (path: string) => new LocalFileReader(files.open(path)),
-      close: () => Promise.resolve(files.close()),
-    };
+    const { LayerFilesGetter } = await import("../../lib/archive/layer_files.ts");
+    return new LayerFilesGetter([this.dir(id)]);
   }
 
   supportsShifting(): boolean {

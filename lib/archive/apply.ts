@@ -247,9 +247,11 @@ export async function applyTar(
       }
       const owner = ids(h, opts);
       const { type, made } = createEntry(root, path, h, opts, name, { tally, removed });
+      const parentKey = fresh ? parent.join("/") : "";
+      // what a new file, directory or symlink already got from its creation (fresh_files.ts)
+      const plan = made && FRESH_TYPES.has(type) ? fresh?.plan(parentKey, h, owner) : undefined;
       if (type === TypeFlag.Reg) {
         const big = h.size >= WRITE_BEHIND_MIN ? behind : undefined;
-        const plan = fresh?.plan(parent.join("/"), h, owner);
         const { file, writes } = await writeBody(abs, body, h, {
           removeExisting: () => removePath(root, path, removed),
           behind: big,
@@ -266,14 +268,11 @@ export async function applyTar(
         if (writes.length) big!.after(writes, finish, () => file.close());
         else finish();
       } else {
-        // a new directory or symlink gets its owner (and a directory its mode) from its creation too
-        const creates = made && (type === TypeFlag.Dir || type === TypeFlag.Symlink);
-        const plan = creates ? fresh?.plan(parent.join("/"), h, owner) : undefined;
         applyMetadata(abs, h, type, owner, opts, undefined, plan);
       }
       if (isDir) {
         root.markDir(path);
-        fresh?.dirApplied(path.join("/"), parent.join("/"), h);
+        fresh?.dirApplied(path.join("/"), parentKey, h);
         dirs.push({ parts: path, atime: h.atime, mtime: h.mtime });
       }
     }
@@ -371,7 +370,8 @@ const CREATED = new Set<string>([
 /**
  * Creates the filesystem object of an entry (not its metadata) and returns
  * the type actually created (force-mask turns devices into regular files),
- * and whether it was made here (a directory that was there is kept).
+ * and whether the entry is new (false only for a directory that was there
+ * and is kept; a regular file is made new by writeBody).
  */
 function createEntry(
   root: SafeRoot,
@@ -476,6 +476,9 @@ function replacing<T>(
   if (st && !inTheWay(st)) return undefined;
   return create();
 }
+
+/** What fresh_files.ts knows the creation of: regular files (their open), directories, symlinks. */
+const FRESH_TYPES = new Set<string>([TypeFlag.Reg, TypeFlag.Dir, TypeFlag.Symlink]);
 
 /** Files this big are written behind the apply (see write_behind.ts). */
 const WRITE_BEHIND_MIN = 64 << 10;

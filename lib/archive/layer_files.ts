@@ -10,17 +10,21 @@
  *
  * @example
  * ```ts ignore
- * import { LayerFiles } from "./layer_files.ts";
+ * import { LayerFiles, LayerFilesGetter } from "./layer_files.ts";
  * const files = new LayerFiles("/var/lib/containers/storage/vfs/dir/abc");
  * const f = files.open("./etc/os-release");
  * f.close();
  * files.close();
+ * const getter = new LayerFilesGetter(["/var/lib/containers/storage/vfs/dir/abc"]);
+ * await getter.close();
  * ```
  * @module
  */
 
 import { RawFile } from "../../ffi/file.ts";
 import { O_DIRECTORY, O_NOFOLLOW, O_PATH, O_RDONLY } from "../../ffi/libc.ts";
+import type { FileGetter, FileReader } from "./file_getter.ts";
+import { FileStream, LocalFileReader } from "./file_stream.ts";
 import { cleanEntryName, SafeRoot } from "./safe_path.ts";
 
 /** Opens files of one layer directory by entry name; {@linkcode close} when done. */
@@ -58,5 +62,52 @@ export class LayerFiles {
   close(): void {
     this.#dir?.close();
     this.#dir = undefined;
+  }
+}
+
+/**
+ * Reads file contents for tar-split rebuilds from a list of layer
+ * directories, the first holding the file winning (overlay: the layer's
+ * `diff`, older `diffN` generations, then lowers for layers made from a
+ * template; vfs: its one directory).
+ */
+export class LayerFilesGetter implements FileGetter {
+  readonly #dirs: LayerFiles[];
+
+  /** @param dirs Directories searched in order. */
+  constructor(dirs: string[]) {
+    this.#dirs = dirs.map((d) => new LayerFiles(d));
+  }
+
+  /** Opens `path` (a tar entry name such as "./etc/passwd") in the first directory that has it. */
+  get(path: string): Promise<ReadableStream<Uint8Array>> {
+    try {
+      return Promise.resolve(new FileStream(this.#first(path)));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Like {@linkcode get}, for synchronous reads. */
+  open(path: string): FileReader {
+    return new LocalFileReader(this.#first(path));
+  }
+
+  #first(path: string): RawFile {
+    let first: unknown;
+    for (const dir of this.#dirs) {
+      try {
+        return dir.open(path);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    throw first ?? new Deno.errors.NotFound(path);
+  }
+
+  /** Closes the directories' descriptors. */
+  close(): Promise<void> {
+    for (const d of this.#dirs) d.close();
+    return Promise.resolve();
   }
 }
